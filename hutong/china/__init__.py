@@ -1,0 +1,1 @@
+"""China's national codes: resident ID numbers, unified social credit codes, division codes."""

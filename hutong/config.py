@@ -1,0 +1,96 @@
+"""Settings from ``HUTONG_*`` environment variables, an optional TOML file, and explicit overrides.
+
+Precedence (highest first): keyword overrides, environment, the TOML file named by
+``HUTONG_CONFIG`` (or ``hutong.toml`` in the working directory), defaults.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Runtime configuration of one Hutong node."""
+
+    data_dir: Path = Path("./hutong-data")
+    #: SQLAlchemy-style or plain ``postgresql://`` URL; empty means SQLite in ``data_dir``.
+    database_url: str = ""
+    host: str = "127.0.0.1"
+    port: int = 8080
+    #: Tenant that writes without an explicit tenant belong to (the province node).
+    default_tenant: str = "22"
+    #: Largest request body accepted, in bytes.
+    max_body_bytes: int = 64 * 1024 * 1024
+    #: Default and largest page size for searches and history.
+    default_count: int = 50
+    max_count: int = 1000
+    #: Run background consumers of the change log (MPI linking, etc.) inside the server.
+    workers: bool = True
+    #: Health card: lifetime of a dynamic QR code.
+    card_qr_ttl_seconds: int = 60
+    #: Health card: key-encryption key (base64 or passphrase) protecting signing keys at rest.
+    card_kek: str = ""
+    #: Health card: signature algorithm, ``ed25519`` or ``sm2``.
+    card_alg: str = "ed25519"
+    #: Health card: replay policy, ``one-visit`` (one institution per code) or ``single-use``.
+    card_replay_policy: str = "one-visit"
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        """The URL SQLAlchemy should use; SQLite under ``data_dir`` when none is configured."""
+        url = self.database_url
+        if not url:
+            return f"sqlite:///{(Path(self.data_dir) / 'hutong.db').resolve()}"
+        if url.startswith("postgresql://") or url.startswith("postgres://"):
+            return "postgresql+psycopg://" + url.split("://", 1)[1]
+        return url
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.sqlalchemy_url.startswith("postgresql")
+
+
+def _coerce(value: str, typ: type):
+    if typ is bool or typ == "bool":
+        return value.strip().lower() in {"1", "true", "yes", "on"}
+    if typ is int or typ == "int":
+        return int(value)
+    if typ is Path or typ == "Path":
+        return Path(value)
+    return value
+
+
+def load_settings(**overrides) -> Settings:
+    """Build settings from the TOML file, the environment and ``overrides``."""
+    values: dict = {}
+    known = {f.name: f.type for f in fields(Settings) if f.name != "extra"}
+    config_file = os.environ.get("HUTONG_CONFIG") or ("hutong.toml" if Path("hutong.toml").exists() else "")
+    extra: dict = {}
+    if config_file:
+        with open(config_file, "rb") as fh:
+            doc = tomllib.load(fh)
+        for key, value in doc.items():
+            if key in known:
+                values[key] = _coerce(str(value), known[key]) if not isinstance(value, (int, bool)) else value
+            else:
+                extra[key] = value
+    for name, typ in known.items():
+        env = os.environ.get("HUTONG_" + name.upper())
+        if env is not None and env != "":
+            values[name] = _coerce(env, typ)
+    for key, value in overrides.items():
+        if value is None:
+            continue
+        if key in known:
+            values[key] = value
+        else:
+            extra[key] = value
+    settings = Settings(**values)
+    if extra:
+        settings = replace(settings, extra=extra)
+    return replace(settings, data_dir=Path(settings.data_dir))

@@ -1,0 +1,1 @@
+"""The FHIR engine: validation, search parameters, bundles, OperationOutcome."""
