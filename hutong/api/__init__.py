@@ -1,0 +1,1 @@
+"""The HTTP layer: a thin FastAPI app over the capability services."""

@@ -1,0 +1,64 @@
+"""The one place where a request's caller is established and checked.
+
+Every route that needs to know who is calling depends on ``get_caller``. Today the node is open
+on loopback: the caller is taken from the optional ``X-Hutong-*`` headers (institution, role) that
+a trusted gateway or test sets, with no credentials checked. SMART Backend Services (OAuth2 client
+credentials with signed JWT assertions) plugs in here, and nowhere else, when security lands.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from fastapi import Request
+
+from hutong.fhir.outcome import FhirError
+
+_TOKEN = re.compile(r"^[A-Za-z0-9\-\._:|/]{1,128}$")
+
+#: Roles known to the platform; pages and masking decisions use these words.
+ROLES = {"system", "operator", "clinician", "resident", "statistician", "terminal"}
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who is calling: a client system, its institution and its role(s)."""
+
+    client_id: str = "anonymous"
+    institution: str | None = None  # Organization id of the calling institution
+    roles: frozenset[str] = field(default_factory=lambda: frozenset({"system"}))
+    tenant: str | None = None
+
+    def has_role(self, role: str) -> bool:
+        return role in self.roles or "system" in self.roles
+
+
+def _header(request: Request, name: str) -> str | None:
+    value = request.headers.get(name)
+    if value is None:
+        return None
+    value = value.strip()
+    if not _TOKEN.match(value):
+        raise FhirError(400, "value", f"invalid {name} header")
+    return value
+
+
+def get_caller(request: Request) -> Caller:
+    """FastAPI dependency: the authenticated caller of this request (see module docstring)."""
+    cached = getattr(request.state, "caller", None)
+    if cached is not None:
+        return cached
+    roles_header = _header(request, "X-Hutong-Role")
+    roles = frozenset(r for r in (roles_header or "system").split(",") if r)
+    unknown = roles - ROLES
+    if unknown:
+        raise FhirError(400, "value", f"unknown role {sorted(unknown)[0]!r}")
+    caller = Caller(
+        client_id=_header(request, "X-Hutong-Client") or "anonymous",
+        institution=_header(request, "X-Hutong-Institution"),
+        roles=roles,
+        tenant=_header(request, "X-Hutong-Tenant"),
+    )
+    request.state.caller = caller
+    return caller
