@@ -1,0 +1,731 @@
+"""The resource store: versioned FHIR resources with a transactional change log.
+
+A ``Store`` hands out transactions (``store.write()`` / ``store.read()``). A ``Tx`` performs the
+FHIR interactions (create, update, patch, delete, read, vread, history) inside one database
+transaction. Inserts of new resources, their versions, search-index rows and change events are
+buffered and sent with ``executemany`` at the next flush point (before any query and at commit),
+which keeps bundle ingest to a handful of round trips.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import jsonpatch
+import orjson
+from sqlalchemy import Engine, insert, select, text, tuple_, update
+from sqlalchemy.exc import IntegrityError
+
+from hutong.config import Settings, load_settings
+from hutong.fhir.resource_types import RESOURCE_TYPES
+from hutong.fhir.outcome import FhirError, Issue, bad_request, gone, not_found, precondition_failed
+from hutong.store import schema
+from hutong.store.engine import create_schema, make_engine
+from hutong.store.outbox import ChangeEvent, Outbox
+
+ID_RE = re.compile(r"^[A-Za-z0-9\-\.]{1,64}$")
+_REF_RE = re.compile(r"^([A-Z][A-Za-z]+)/([A-Za-z0-9\-\.]{1,64})(?:/_history/([A-Za-z0-9\-\.]{1,64}))?$")
+#: Advisory lock key (PostgreSQL) that orders change-event sequence numbers by commit order.
+_OUTBOX_LOCK = 72616471
+
+
+def now_us() -> int:
+    return time.time_ns() // 1000
+
+
+def instant(ts_us: int) -> str:
+    """A FHIR instant (UTC, microseconds) for ``ts_us``."""
+    dt = datetime.fromtimestamp(ts_us / 1_000_000, tz=UTC)
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ts_us % 1_000_000:06d}+00:00"
+
+
+def http_date(ts_us: int) -> str:
+    dt = datetime.fromtimestamp(ts_us / 1_000_000, tz=UTC)
+    return dt.strftime("%a, %d %b %Y %H:%M:%S GMT")
+
+
+def dumps(resource: dict) -> str:
+    return orjson.dumps(resource).decode()
+
+
+@dataclass
+class StoredResource:
+    """One version of a resource as stored."""
+
+    res_type: str
+    res_id: str
+    version_id: int
+    ts_us: int
+    deleted: bool
+    tenant: str
+    content: str | None
+    method: str = ""
+
+    @property
+    def resource(self) -> dict:
+        return orjson.loads(self.content) if self.content else {}
+
+    @property
+    def last_updated(self) -> str:
+        return instant(self.ts_us)
+
+    @property
+    def etag(self) -> str:
+        return f'W/"{self.version_id}"'
+
+    @property
+    def location(self) -> str:
+        return f"{self.res_type}/{self.res_id}/_history/{self.version_id}"
+
+
+@dataclass
+class WriteResult:
+    """What a write did: ``created``, ``updated``, ``deleted``, ``unchanged`` or ``existing``."""
+
+    outcome: str
+    stored: StoredResource | None
+
+    @property
+    def status(self) -> int:
+        return {"created": 201, "updated": 200, "deleted": 204, "unchanged": 200, "existing": 200}[
+            self.outcome
+        ]
+
+
+def _check_id(res_id: str, expression: str = "id") -> None:
+    if not isinstance(res_id, str) or not ID_RE.match(res_id):
+        raise bad_request(f"invalid resource id {str(res_id)[:80]!r}: must match [A-Za-z0-9-.]{{1,64}}", expression)
+
+
+def iter_references(node, path: str = "") -> Iterator[tuple[dict, str]]:
+    """Every ``Reference`` object (a dict with a string ``reference``) inside ``node``, with its path."""
+    if isinstance(node, dict):
+        ref = node.get("reference")
+        if isinstance(ref, str):
+            yield node, path
+        for key, value in node.items():
+            if key == "contained" or key == "reference":
+                continue
+            if isinstance(value, (dict, list)):
+                yield from iter_references(value, f"{path}.{key}" if path else key)
+    elif isinstance(node, list):
+        for i, item in enumerate(node):
+            if isinstance(item, (dict, list)):
+                yield from iter_references(item, f"{path}[{i}]")
+
+
+class Tx:
+    """One database transaction of FHIR interactions. Obtain it from ``Store.write()``/``Store.read()``."""
+
+    def __init__(self, store: Store, conn, writable: bool, tenant: str):
+        self.store = store
+        self.conn = conn
+        self.writable = writable
+        self.tenant = tenant
+        self._pending: dict = {}
+        self._events: list[dict] = []
+        #: Resources created in this transaction but not yet flushed, for existence checks.
+        self._new: set[tuple[str, str]] = set()
+        self.events: list[ChangeEvent] = []
+
+    # ------------------------------------------------------------------ buffering
+    def _queue(self, table, row: dict) -> None:
+        self._pending.setdefault(table, []).append(row)
+
+    def flush(self) -> None:
+        """Send buffered inserts (resources, versions, index rows) to the database."""
+        if not self._pending:
+            return
+        pending, self._pending = self._pending, {}
+        order = [schema.resource, schema.resource_version]
+        for table in order + [t for t in pending if t not in order]:
+            rows = pending.get(table)
+            if rows:
+                self.conn.execute(insert(table), rows)
+        self._new.clear()
+
+    def _flush_events(self) -> None:
+        if not self._events:
+            return
+        if self.store.is_postgres:
+            # Serialise the tail of writing transactions so seq order equals commit order:
+            # a consumer that has seen seq N can never later find a committed N-1.
+            self.conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _OUTBOX_LOCK})
+        result = self.conn.execute(insert(schema.change_event).returning(schema.change_event.c.seq), self._events)
+        seqs = [row[0] for row in result]
+        for seq, ev in zip(seqs, self._events, strict=False):
+            self.events.append(ChangeEvent(seq=seq, **ev))
+        self._events = []
+
+    def _require_writable(self) -> None:
+        if not self.writable:
+            raise RuntimeError("write attempted in a read-only transaction")
+
+    # ------------------------------------------------------------------ reads
+    def read(self, res_type: str, res_id: str, *, for_update: bool = False) -> StoredResource | None:
+        """The current version (possibly a deletion marker), or None if it never existed."""
+        self.flush()
+        r = schema.resource.c
+        stmt = select(r.res_type, r.res_id, r.version_id, r.ts_us, r.deleted, r.tenant, r.content).where(
+            r.res_type == res_type, r.res_id == res_id
+        )
+        if for_update and self.store.is_postgres:
+            stmt = stmt.with_for_update()
+        row = self.conn.execute(stmt).first()
+        if row is None:
+            return None
+        return StoredResource(*row)
+
+    def read_current(self, res_type: str, res_id: str) -> StoredResource:
+        """The current version, or a 404/410 FhirError."""
+        self.store.check_type(res_type)
+        _check_id(res_id)
+        found = self.read(res_type, res_id)
+        if found is None:
+            raise not_found(f"{res_type}/{res_id} is not known")
+        if found.deleted:
+            raise gone(f"{res_type}/{res_id} has been deleted")
+        return found
+
+    def vread(self, res_type: str, res_id: str, version_id: str) -> StoredResource:
+        self.store.check_type(res_type)
+        _check_id(res_id)
+        if not str(version_id).isdigit():
+            raise not_found(f"{res_type}/{res_id} has no version {version_id!r}")
+        self.flush()
+        v = schema.resource_version.c
+        row = self.conn.execute(
+            select(v.res_type, v.res_id, v.version_id, v.ts_us, v.deleted, v.tenant, v.content, v.method).where(
+                v.res_type == res_type, v.res_id == res_id, v.version_id == int(version_id)
+            )
+        ).first()
+        if row is None:
+            raise not_found(f"{res_type}/{res_id} has no version {version_id}")
+        stored = StoredResource(*row)
+        if stored.deleted:
+            raise gone(f"{res_type}/{res_id} version {version_id} is a deletion")
+        return stored
+
+    def exists(self, res_type: str, res_id: str) -> bool:
+        if (res_type, res_id) in self._new:
+            return True
+        found = self.read(res_type, res_id)
+        return found is not None and not found.deleted
+
+    def existing(self, keys: set[tuple[str, str]]) -> set[tuple[str, str]]:
+        """Which of ``keys`` (type, id) name current, non-deleted resources."""
+        found = {k for k in keys if k in self._new}
+        rest = list(keys - found)
+        if not rest:
+            return found
+        self.flush()
+        r = schema.resource.c
+        for i in range(0, len(rest), 500):
+            chunk = rest[i : i + 500]
+            rows = self.conn.execute(
+                select(r.res_type, r.res_id).where(
+                    tuple_(r.res_type, r.res_id).in_(chunk), r.deleted.is_(False)
+                )
+            )
+            found.update((a, b) for a, b in rows)
+        return found
+
+    def history(
+        self,
+        res_type: str | None = None,
+        res_id: str | None = None,
+        *,
+        since_us: int | None = None,
+        at_or_before: tuple[int, str, str, int] | None = None,
+        count: int = 50,
+    ) -> list[StoredResource]:
+        """Versions newest first; ``at_or_before`` is a keyset cursor (ts_us, type, id, version)."""
+        self.flush()
+        v = schema.resource_version.c
+        stmt = select(v.res_type, v.res_id, v.version_id, v.ts_us, v.deleted, v.tenant, v.content, v.method)
+        if res_type:
+            stmt = stmt.where(v.res_type == res_type)
+        if res_id:
+            stmt = stmt.where(v.res_id == res_id)
+        if since_us is not None:
+            stmt = stmt.where(v.ts_us >= since_us)
+        if at_or_before is not None:
+            ts, t, i, ver = at_or_before
+            stmt = stmt.where(tuple_(v.ts_us, v.res_type, v.res_id, v.version_id) <= (ts, t, i, ver))
+        stmt = stmt.order_by(v.ts_us.desc(), v.res_type.desc(), v.res_id.desc(), v.version_id.desc()).limit(count)
+        return [StoredResource(*row) for row in self.conn.execute(stmt)]
+
+    def search_ids(self, res_type: str, params: list[tuple[str, str]], limit: int | None = None) -> list[str]:
+        """Ids of current resources matching FHIR search ``params`` (needs the search index)."""
+        self.store.check_type(res_type)
+        index = self.store.index
+        if index is None:
+            raise FhirError(501, "not-supported", "search is not available on this node")
+        self.flush()
+        return index.search_ids(self.conn, res_type, params, limit=limit)
+
+    def search_query(self, res_type: str, query: str, limit: int | None = 2) -> list[str]:
+        """``search_ids`` for a URL query string such as ``identifier=sys|123&active=true``."""
+        from urllib.parse import parse_qsl
+
+        try:
+            params = parse_qsl(query, keep_blank_values=True, strict_parsing=True)
+        except ValueError as exc:
+            raise bad_request(f"invalid search criteria {query[:200]!r}") from exc
+        if not params:
+            raise bad_request("conditional operation needs search criteria")
+        return self.search_ids(res_type, params, limit=limit)
+
+    # ------------------------------------------------------------------ writes
+    def _prepare(self, resource: dict, res_type: str, res_id: str, version_id: int, ts_us: int) -> str:
+        """Validate, stamp ``id`` and ``meta`` and serialise a resource for storage."""
+        if not isinstance(resource, dict):
+            raise bad_request("a resource must be a JSON object")
+        if resource.get("resourceType") != res_type:
+            raise bad_request(
+                f"resourceType {resource.get('resourceType')!r} does not match {res_type!r}", "resourceType"
+            )
+        resource["id"] = res_id
+        meta = resource.get("meta")
+        if meta is None:
+            meta = {}
+        elif not isinstance(meta, dict):
+            raise bad_request("meta must be an object", f"{res_type}.meta")
+        meta = dict(meta)
+        meta["versionId"] = str(version_id)
+        meta["lastUpdated"] = instant(ts_us)
+        resource["meta"] = meta
+        validator = self.store.validator
+        if validator is not None:
+            issues = validator(resource)
+            if issues:
+                errors = [i for i in issues if i.severity in ("error", "fatal")]
+                if errors:
+                    first = errors[0]
+                    raise FhirError(
+                        400, first.code, f"{res_type} is not valid: {first.diagnostics}", issues=errors[:50]
+                    )
+        self._check_references(resource, res_type)
+        return dumps(resource)
+
+    def _check_references(self, resource: dict, res_type: str) -> None:
+        """Relative references must name a known type and an existing resource (referential integrity)."""
+        contained_ids = {
+            c.get("id") for c in resource.get("contained") or () if isinstance(c, dict)
+        }
+        wanted: dict[tuple[str, str], str] = {}
+        for ref_obj, path in iter_references(resource):
+            ref = ref_obj["reference"]
+            if ref.startswith("#"):
+                if ref[1:] and ref[1:] not in contained_ids:
+                    raise bad_request(f"reference {ref!r} names no contained resource", f"{res_type}.{path}")
+                continue
+            if "://" in ref or ref.startswith("urn:"):
+                if ref.startswith("urn:uuid:") or ref.startswith("urn:oid:"):
+                    continue
+                base = self.store.base_url
+                if base and ref.startswith(base + "/"):
+                    ref = ref[len(base) + 1 :]
+                else:
+                    continue  # an external reference: not ours to resolve
+            m = _REF_RE.match(ref)
+            if not m:
+                raise bad_request(f"invalid reference {ref[:120]!r}", f"{res_type}.{path}")
+            rtype, rid = m.group(1), m.group(2)
+            if not self.store.is_known_type(rtype):
+                raise bad_request(f"reference {ref[:120]!r} names an unknown resource type", f"{res_type}.{path}")
+            wanted.setdefault((rtype, rid), f"{res_type}.{path}")
+        if wanted and self.store.referential_integrity:
+            found = self.existing(set(wanted))
+            for key, path in wanted.items():
+                if key not in found:
+                    raise FhirError(
+                        400,
+                        "not-found",
+                        f"reference {key[0]}/{key[1]} does not resolve to an existing resource",
+                        path,
+                    )
+
+    def _write_version(
+        self, res_type: str, res_id: str, version_id: int, ts_us: int, content: str | None, method: str, op: str,
+        resource: dict | None, source: str | None,
+    ) -> StoredResource:
+        deleted = content is None
+        self._queue(
+            schema.resource_version,
+            {
+                "res_type": res_type,
+                "res_id": res_id,
+                "version_id": version_id,
+                "ts_us": ts_us,
+                "method": method,
+                "deleted": deleted,
+                "tenant": self.tenant,
+                "content": content,
+            },
+        )
+        index = self.store.index
+        if index is not None and resource is not None:
+            for table, row in index.index_rows(res_type, res_id, resource):
+                self._queue(table, row)
+        self._events.append(
+            {"tenant": self.tenant, "res_type": res_type, "res_id": res_id, "version_id": version_id,
+             "op": op, "ts_us": ts_us}
+        )
+        return StoredResource(res_type, res_id, version_id, ts_us, deleted, self.tenant, content, method)
+
+    def create(
+        self,
+        resource: dict,
+        *,
+        res_id: str | None = None,
+        if_none_exist: str | None = None,
+        fresh_id: bool = False,
+    ) -> WriteResult:
+        """Create a resource with a server-assigned id (or ``res_id``); conditional with ``if_none_exist``.
+
+        ``fresh_id`` says ``res_id`` was just generated by the server (a UUID), so it needs no
+        existence check; bundles use it to pre-assign ids for ``urn:uuid`` references.
+        """
+        self._require_writable()
+        res_type = resource.get("resourceType") if isinstance(resource, dict) else None
+        if not isinstance(res_type, str):
+            raise bad_request("resourceType is missing", "resourceType")
+        self.store.check_type(res_type)
+        if if_none_exist:
+            query = if_none_exist.split("?", 1)[1] if "?" in if_none_exist else if_none_exist
+            matches = self.search_query(res_type, query, limit=2)
+            if len(matches) > 1:
+                raise precondition_failed(f"If-None-Exist criteria {if_none_exist!r} match more than one {res_type}")
+            if matches:
+                return WriteResult("existing", self.read(res_type, matches[0]))
+        if res_id is None:
+            res_id = str(uuid.uuid4())
+        elif not fresh_id:
+            _check_id(res_id)
+            if self.exists(res_type, res_id) or self.read(res_type, res_id) is not None:
+                raise FhirError(409, "duplicate", f"{res_type}/{res_id} already exists")
+        ts = now_us()
+        content = self._prepare(resource, res_type, res_id, 1, ts)
+        self._queue(
+            schema.resource,
+            {"res_type": res_type, "res_id": res_id, "version_id": 1, "ts_us": ts, "deleted": False,
+             "tenant": self.tenant, "source": _source(resource), "content": content},
+        )
+        self._new.add((res_type, res_id))
+        stored = self._write_version(res_type, res_id, 1, ts, content, "POST", "create", resource, _source(resource))
+        return WriteResult("created", stored)
+
+    def update(
+        self,
+        res_type: str,
+        res_id: str,
+        resource: dict,
+        *,
+        if_match: int | None = None,
+        method: str = "PUT",
+    ) -> WriteResult:
+        """Update (or create with a client id) ``res_type/res_id``; ``if_match`` guards the version."""
+        self._require_writable()
+        self.store.check_type(res_type)
+        _check_id(res_id)
+        if not isinstance(resource, dict):
+            raise bad_request("a resource must be a JSON object")
+        if resource.get("resourceType") != res_type:
+            raise bad_request(
+                f"resourceType {resource.get('resourceType')!r} does not match {res_type!r}", "resourceType"
+            )
+        body_id = resource.get("id")
+        if body_id is not None and body_id != res_id:
+            raise bad_request(f"resource id {str(body_id)[:80]!r} does not match the URL id {res_id!r}", "id")
+        current = self.read(res_type, res_id, for_update=True)
+        if if_match is not None:
+            if current is None or current.deleted or current.version_id != if_match:
+                have = "none" if current is None or current.deleted else current.version_id
+                raise precondition_failed(
+                    f"{res_type}/{res_id}: If-Match version {if_match} but the current version is {have}"
+                )
+        ts = now_us()
+        if current is None:
+            content = self._prepare(resource, res_type, res_id, 1, ts)
+            self._queue(
+                schema.resource,
+                {"res_type": res_type, "res_id": res_id, "version_id": 1, "ts_us": ts, "deleted": False,
+                 "tenant": self.tenant, "source": _source(resource), "content": content},
+            )
+            self._new.add((res_type, res_id))
+            stored = self._write_version(res_type, res_id, 1, ts, content, method, "create", resource, None)
+            return WriteResult("created", stored)
+        version = current.version_id + 1
+        ts = max(ts, current.ts_us + 1)
+        content = self._prepare(resource, res_type, res_id, version, ts)
+        if not current.deleted and _same_content(current.content, content):
+            return WriteResult("unchanged", current)
+        self.flush()
+        r = schema.resource.c
+        result = self.conn.execute(
+            update(schema.resource)
+            .where(r.res_type == res_type, r.res_id == res_id, r.version_id == current.version_id)
+            .values(version_id=version, ts_us=ts, deleted=False, tenant=self.tenant, source=_source(resource),
+                    content=content)
+        )
+        if result.rowcount != 1:
+            raise FhirError(409, "conflict", f"{res_type}/{res_id} was changed concurrently; retry")
+        if self.store.index is not None:
+            self.store.index.clear(self.conn, res_type, res_id)
+        stored = self._write_version(
+            res_type, res_id, version, ts, content, method, "create" if current.deleted else "update", resource, None
+        )
+        return WriteResult("created" if current.deleted else "updated", stored)
+
+    def patch(self, res_type: str, res_id: str, operations, *, if_match: int | None = None) -> WriteResult:
+        """Apply a JSON Patch (RFC 6902) to the current version."""
+        self._require_writable()
+        current = self.read_current(res_type, res_id)
+        if if_match is not None and current.version_id != if_match:
+            raise precondition_failed(
+                f"{res_type}/{res_id}: If-Match version {if_match} but the current version is {current.version_id}"
+            )
+        if not isinstance(operations, list):
+            raise bad_request("a JSON Patch body must be an array of operations")
+        try:
+            patched = jsonpatch.JsonPatch(operations).apply(current.resource)
+        except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException, TypeError, ValueError, KeyError) as exc:
+            raise FhirError(422, "processing", f"JSON Patch could not be applied: {exc}") from exc
+        if not isinstance(patched, dict):
+            raise FhirError(422, "processing", "JSON Patch did not produce a resource")
+        if patched.get("resourceType") != res_type or patched.get("id") != res_id:
+            raise FhirError(422, "processing", "JSON Patch may not change resourceType or id")
+        return self.update(res_type, res_id, patched, if_match=current.version_id, method="PATCH")
+
+    def delete(self, res_type: str, res_id: str, *, if_match: int | None = None) -> WriteResult:
+        """Delete: the resource becomes gone; its versions stay readable by vread and history."""
+        self._require_writable()
+        self.store.check_type(res_type)
+        _check_id(res_id)
+        current = self.read(res_type, res_id, for_update=True)
+        if if_match is not None and (current is None or current.deleted or current.version_id != if_match):
+            raise precondition_failed(f"{res_type}/{res_id}: If-Match version {if_match} is not current")
+        if current is None or current.deleted:
+            return WriteResult("unchanged", current)
+        version = current.version_id + 1
+        ts = max(now_us(), current.ts_us + 1)
+        r = schema.resource.c
+        self.conn.execute(
+            update(schema.resource)
+            .where(r.res_type == res_type, r.res_id == res_id, r.version_id == current.version_id)
+            .values(version_id=version, ts_us=ts, deleted=True, content=None)
+        )
+        if self.store.index is not None:
+            self.store.index.clear(self.conn, res_type, res_id)
+        stored = self._write_version(res_type, res_id, version, ts, None, "DELETE", "delete", None, None)
+        return WriteResult("deleted", stored)
+
+    def conditional_update(self, res_type: str, query: str, resource: dict, *, if_match: int | None = None):
+        """PUT ``Type?criteria``: update the one match, create if none, 412 if several."""
+        matches = self.search_query(res_type, query, limit=2)
+        if len(matches) > 1:
+            raise precondition_failed(f"conditional update criteria match more than one {res_type}")
+        if matches:
+            body_id = resource.get("id") if isinstance(resource, dict) else None
+            if body_id is not None and body_id != matches[0]:
+                raise bad_request(f"resource id {body_id!r} does not match the resource found ({matches[0]})", "id")
+            return self.update(res_type, matches[0], resource, if_match=if_match)
+        body_id = resource.get("id") if isinstance(resource, dict) else None
+        if body_id is not None:
+            return self.update(res_type, body_id, resource)
+        return self.create(resource)
+
+    def conditional_delete(self, res_type: str, query: str, *, multiple: bool = False) -> list[WriteResult]:
+        """DELETE ``Type?criteria``; several matches need ``multiple`` (else 412)."""
+        matches = self.search_query(res_type, query, limit=None if multiple else 2)
+        if len(matches) > 1 and not multiple:
+            raise precondition_failed(f"conditional delete criteria match more than one {res_type}")
+        return [self.delete(res_type, m) for m in matches]
+
+    def commit_buffers(self) -> None:
+        self.flush()
+        self._flush_events()
+
+
+def _source(resource: dict) -> str | None:
+    meta = resource.get("meta")
+    if isinstance(meta, dict):
+        src = meta.get("source")
+        if isinstance(src, str):
+            return src[:256]
+    return None
+
+
+def _same_content(old: str | None, new: str) -> bool:
+    """Equal apart from meta.versionId/lastUpdated: an update that changes nothing makes no version."""
+    if old is None:
+        return False
+    a, b = orjson.loads(old), orjson.loads(new)
+    for doc in (a, b):
+        meta = doc.get("meta")
+        if isinstance(meta, dict):
+            meta.pop("versionId", None)
+            meta.pop("lastUpdated", None)
+            if not meta:
+                doc.pop("meta")
+    return a == b
+
+
+class Store:
+    """The system of record. ``Store.open(settings)`` connects and creates the schema."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        settings: Settings | None = None,
+        validator: Callable[[dict], list[Issue]] | None = None,
+        index=None,
+        referential_integrity: bool = True,
+    ):
+        self.engine = engine
+        self.settings = settings or load_settings()
+        self.is_postgres = engine.dialect.name == "postgresql"
+        self.validator = validator
+        self.index = index
+        self.referential_integrity = referential_integrity
+        self.base_url = ""
+        self.outbox = Outbox(self)
+        self._consumers: dict[str, tuple[Callable, set[str] | None]] = {}
+        self._commit_listeners: list[Callable[[], None]] = []
+        self._lock = threading.Lock()
+
+    @classmethod
+    def open(cls, settings: Settings | None = None, **kwargs) -> Store:
+        """Connect to the configured database, create or migrate the schema, load validator and index."""
+        settings = settings or load_settings()
+        engine = make_engine(settings.sqlalchemy_url)
+        create_schema(engine)
+        if "validator" not in kwargs:
+            kwargs["validator"] = _default_validator()
+        if "index" not in kwargs:
+            kwargs["index"] = _default_index()
+        return cls(engine, settings=settings, **kwargs)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # ------------------------------------------------------------------ types
+    def known_types(self) -> frozenset[str]:
+        return RESOURCE_TYPES
+
+    def is_known_type(self, res_type: str) -> bool:
+        return res_type in self.known_types()
+
+    def check_type(self, res_type: str) -> None:
+        if not self.is_known_type(res_type):
+            raise FhirError(404, "not-supported", f"unknown resource type {str(res_type)[:64]!r}")
+
+    # ------------------------------------------------------------------ transactions
+    @contextmanager
+    def write(self, tenant: str | None = None) -> Iterator[Tx]:
+        """A write transaction: commits at exit (buffers flushed, change events written), rolls back on error."""
+        with self.engine.connect() as conn:
+            conn.info["write"] = True
+            try:
+                with conn.begin():
+                    tx = Tx(self, conn, True, tenant or self.settings.default_tenant)
+                    yield tx
+                    tx.commit_buffers()
+            except IntegrityError as exc:
+                raise FhirError(409, "conflict", "the write conflicted with a concurrent change; retry") from exc
+            finally:
+                conn.info["write"] = False
+        if tx.events:
+            self._notify()
+
+    @contextmanager
+    def read(self) -> Iterator[Tx]:
+        """A read-only transaction (a consistent snapshot on both backends)."""
+        with self.engine.connect() as conn:
+            with conn.begin():
+                yield Tx(self, conn, False, self.settings.default_tenant)
+
+    # ------------------------------------------------------------------ one-shot helpers
+    def create(self, resource: dict, **kwargs) -> WriteResult:
+        with self.write() as tx:
+            return tx.create(resource, **kwargs)
+
+    def update(self, res_type: str, res_id: str, resource: dict, **kwargs) -> WriteResult:
+        with self.write() as tx:
+            return tx.update(res_type, res_id, resource, **kwargs)
+
+    def delete(self, res_type: str, res_id: str, **kwargs) -> WriteResult:
+        with self.write() as tx:
+            return tx.delete(res_type, res_id, **kwargs)
+
+    def read_resource(self, res_type: str, res_id: str) -> StoredResource | None:
+        with self.read() as tx:
+            return tx.read(res_type, res_id)
+
+    def get(self, res_type: str, res_id: str) -> dict | None:
+        """The current resource as a dict, or None if unknown or deleted."""
+        found = self.read_resource(res_type, res_id)
+        if found is None or found.deleted:
+            return None
+        return found.resource
+
+    # ------------------------------------------------------------------ consumers
+    def register_consumer(self, name: str, handler: Callable, types: set[str] | None = None) -> None:
+        """Register a change-log consumer run by ``run_consumers`` (and the server's worker thread)."""
+        self._consumers[name] = (handler, set(types) if types else None)
+
+    def run_consumers(self, max_rounds: int = 1000) -> int:
+        """Drain every registered consumer; returns the number of events handled."""
+        total = 0
+        with self._lock:
+            for _ in range(max_rounds):
+                handled = 0
+                for name, (handler, types) in list(self._consumers.items()):
+                    handled += self.outbox.consume(name, handler, types=types)
+                total += handled
+                if handled == 0:
+                    break
+        return total
+
+    def add_commit_listener(self, listener: Callable[[], None]) -> None:
+        self._commit_listeners.append(listener)
+
+    def _notify(self) -> None:
+        for listener in self._commit_listeners:
+            listener()
+
+
+def _default_validator():
+    try:
+        from hutong.fhir.validation import validate_resource
+    except ImportError:
+        return None
+    return validate_resource
+
+
+def _default_index():
+    try:
+        from hutong.search.index import SearchIndex
+    except ImportError:
+        return None
+    return SearchIndex()
+
+
+__all__ = [
+    "Store",
+    "Tx",
+    "StoredResource",
+    "WriteResult",
+    "instant",
+    "http_date",
+    "now_us",
+]
