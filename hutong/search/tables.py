@@ -1,0 +1,146 @@
+"""Search index tables (one table per value type) on the store's shared metadata.
+
+Layout (see ``docs/search.md``): every row carries ``res_type`` and ``res_id`` of the indexed resource and
+the search parameter ``param`` (its code, e.g. ``code`` or ``subject``) plus typed value columns. Only the
+current version of every non-deleted resource is indexed; the store clears a resource's rows before it
+re-indexes it. The composite indexes lead with ``(res_type, param, <value>)`` so that a common search is
+answered by one range scan of one index; a second index on ``(res_type, res_id)`` serves deletes, sorting
+and ``:missing``.
+
+Ordered text columns use the ``C`` collation on PostgreSQL so that prefix searches are byte-ordered range
+scans there exactly as on SQLite (whose default ``BINARY`` collation already is).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import BigInteger, Column, Float, Index, String, Table, Text
+
+from hutong.store.schema import metadata
+
+#: Text that sorts and range-scans bytewise on both backends.
+CText = Text().with_variant(Text(collation="C"), "postgresql")
+
+
+def _base(name: str, *cols, indexes=()) -> Table:
+    return Table(
+        name,
+        metadata,
+        Column("res_type", String(64), nullable=False),
+        Column("res_id", String(64), nullable=False),
+        Column("param", String(64), nullable=False),
+        *cols,
+        Index(f"ix_{name}_res", "res_type", "res_id"),
+        *indexes,
+    )
+
+
+#: Token values: Coding/CodeableConcept (system, code, display as ``text``), Identifier (system, value),
+#: ContactPoint (system, value), code/boolean/id/string (code only). ``text`` is the normalised display/text
+#: for ``:text``. Identifier types for ``:of-type`` are rows with ``param`` ``<code>:of-type``.
+sp_token = _base(
+    "sp_token",
+    Column("system", CText),
+    Column("code", CText),
+    Column("text", CText),
+    indexes=[
+        Index("ix_sp_token_code", "res_type", "param", "code", "system"),
+        Index("ix_sp_token_text", "res_type", "param", "text"),
+    ],
+)
+
+#: String values: ``norm`` is lower-cased, accent-stripped, whitespace-collapsed (starts-with and
+#: ``:contains``); ``exact`` is the value as written (``:exact``).
+sp_string = _base(
+    "sp_string",
+    Column("norm", CText),
+    Column("exact", Text),
+    indexes=[Index("ix_sp_string_norm", "res_type", "param", "norm")],
+)
+
+#: Date values as inclusive ranges of UTC microseconds (a date, a Period, a Timing's events/bounds).
+sp_date = _base(
+    "sp_date",
+    Column("low_us", BigInteger, nullable=False),
+    Column("high_us", BigInteger, nullable=False),
+    indexes=[
+        Index("ix_sp_date_low", "res_type", "param", "low_us"),
+        Index("ix_sp_date_high", "res_type", "param", "high_us"),
+    ],
+)
+
+#: Numbers (``value``; ranges from Range elements in ``low``/``high``).
+sp_number = _base(
+    "sp_number",
+    Column("value", Float),
+    Column("low", Float),
+    Column("high", Float),
+    indexes=[Index("ix_sp_number_value", "res_type", "param", "value")],
+)
+
+#: Quantities: value (or low/high for Range), unit system, unit code and unit text.
+sp_quantity = _base(
+    "sp_quantity",
+    Column("value", Float),
+    Column("low", Float),
+    Column("high", Float),
+    Column("system", CText),
+    Column("code", CText),
+    Column("unit", CText),
+    indexes=[Index("ix_sp_quantity_value", "res_type", "param", "value")],
+)
+
+#: References: local ``target_type``/``target_id`` (relative ``Type/id`` references) or ``url`` for absolute,
+#: ``urn:`` and canonical references (canonical without ``|version``).
+sp_reference = _base(
+    "sp_reference",
+    Column("target_type", String(64)),
+    Column("target_id", String(64)),
+    Column("url", CText),
+    indexes=[
+        Index("ix_sp_reference_target", "res_type", "param", "target_id", "target_type"),
+        Index("ix_sp_reference_rev", "target_type", "target_id", "param"),
+        Index("ix_sp_reference_url", "res_type", "param", "url"),
+    ],
+)
+
+#: URIs (``:below``/``:above`` are prefix range scans).
+sp_uri = _base(
+    "sp_uri",
+    Column("value", CText),
+    indexes=[Index("ix_sp_uri_value", "res_type", "param", "value")],
+)
+
+#: Composite parameters: one row per element instance with its components kept together.
+#: Component 1 is a token (``c1_s`` system, ``c1_c`` code) or a reference (``c1_c`` = ``Type/id``);
+#: component 2 is a token/string (``c2_s``/``c2_c``), a quantity (``c2_n`` value or ``c2_lo``/``c2_hi``
+#: range with unit ``c2_s``/``c2_c``), a number (``c2_n``) or a date (``c2_dlo``/``c2_dhi``); component 3
+#: is a number (``c3_n``). ``Location.near`` rows keep latitude in ``c2_n`` and longitude in ``c3_n``.
+sp_composite = _base(
+    "sp_composite",
+    Column("c1_s", CText),
+    Column("c1_c", CText),
+    Column("c2_s", CText),
+    Column("c2_c", CText),
+    Column("c2_n", Float),
+    Column("c2_lo", Float),
+    Column("c2_hi", Float),
+    Column("c2_dlo", BigInteger),
+    Column("c2_dhi", BigInteger),
+    Column("c3_n", Float),
+    indexes=[Index("ix_sp_composite_c1", "res_type", "param", "c1_c", "c1_s")],
+)
+
+#: Every index table, by parameter type.
+TABLES = {
+    "token": sp_token,
+    "string": sp_string,
+    "date": sp_date,
+    "number": sp_number,
+    "quantity": sp_quantity,
+    "reference": sp_reference,
+    "uri": sp_uri,
+    "composite": sp_composite,
+    "special": sp_composite,
+}
+
+ALL_TABLES = [sp_token, sp_string, sp_date, sp_number, sp_quantity, sp_reference, sp_uri, sp_composite]
