@@ -434,7 +434,13 @@ def _walk(obj: dict, st: _Struct, path: str, m: _Model, issues: list[Issue]) -> 
                     if type(item) in pytypes and (fmt is None or fmt(item)):
                         if codes is None or item in codes:
                             continue
-                    if item is None and _has_ext(obj, key, i):
+                    if item is None:
+                        if not _has_ext(obj, key, i):
+                            _err(
+                                issues, "structure",
+                                f"{key}[{i}] is null but _{key}[{i}] has no id or extension for it",
+                                f"{path}.{key}[{i}]",
+                            )  # fmt: skip
                         continue
                     _bad_primitive(el, item, f"{path}.{key}[{i}]", issues)
             elif kind == _COMPLEX:
@@ -562,7 +568,7 @@ def _check_ext_array(obj: dict, el: _El, val: list, path: str, m: _Model, issues
         )  # fmt: skip
     for i, item in enumerate(val):
         if item is None:
-            if base is None or (type(base) is list and i < len(base) and base[i] is None):
+            if base is None:  # (a null in both arrays is reported with the primitive array)
                 _err(issues, "structure", f"{el.base}[{i}] has neither a value nor extensions", f"{path}.{el.base}[{i}]")
             continue
         if type(item) is dict and item:
