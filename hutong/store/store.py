@@ -24,8 +24,8 @@ from sqlalchemy import Engine, insert, select, text, tuple_, update
 from sqlalchemy.exc import IntegrityError
 
 from hutong.config import Settings, load_settings
-from hutong.fhir.resource_types import RESOURCE_TYPES
 from hutong.fhir.outcome import FhirError, Issue, bad_request, gone, not_found, precondition_failed
+from hutong.fhir.resource_types import RESOURCE_TYPES
 from hutong.store import schema
 from hutong.store.engine import create_schema, make_engine
 from hutong.store.outbox import ChangeEvent, Outbox
@@ -134,6 +134,8 @@ class Tx:
         #: Resources created in this transaction but not yet flushed, for existence checks.
         self._new: set[tuple[str, str]] = set()
         self.events: list[ChangeEvent] = []
+        #: Bulk loads switch this off: their references may point at resources later in the input.
+        self.check_references = store.referential_integrity
 
     # ------------------------------------------------------------------ buffering
     def _queue(self, table, row: dict) -> None:
@@ -342,7 +344,7 @@ class Tx:
             if not self.store.is_known_type(rtype):
                 raise bad_request(f"reference {ref[:120]!r} names an unknown resource type", f"{res_type}.{path}")
             wanted.setdefault((rtype, rid), f"{res_type}.{path}")
-        if wanted and self.store.referential_integrity:
+        if wanted and self.check_references:
             found = self.existing(set(wanted))
             for key, path in wanted.items():
                 if key not in found:

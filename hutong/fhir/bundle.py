@@ -1,0 +1,270 @@
+"""Transaction and batch Bundles.
+
+A ``transaction`` runs in one database transaction: all entries commit or none do. Entries are
+processed in the order the specification gives (DELETE, POST, PUT/PATCH, GET/HEAD), ``urn:uuid:``
+full URLs are given ids before any resource is written so references between entries resolve,
+and conditional references (``Patient?identifier=…``) are resolved by search. A failing entry
+aborts the transaction with an OperationOutcome that names the entry.
+
+A ``batch`` runs each entry in its own transaction and reports each entry's outcome.
+"""
+
+from __future__ import annotations
+
+import uuid
+from urllib.parse import parse_qsl, urlsplit
+
+from hutong.fhir.outcome import FhirError, Issue, bad_request, operation_outcome
+from hutong.fhir.rest import FhirRequest, FhirResult, dispatch
+from hutong.store.store import ID_RE, Store, Tx, iter_references
+
+_ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "PATCH": 2, "GET": 3, "HEAD": 3}
+_STATUS_TEXT = {200: "200 OK", 201: "201 Created", 204: "204 No Content", 304: "304 Not Modified"}
+
+
+def _status_line(status: int) -> str:
+    return _STATUS_TEXT.get(status, str(status))
+
+
+def _entry_error(index: int, exc: FhirError) -> FhirError:
+    """Re-raise ``exc`` naming the bundle entry that caused it."""
+    issues = []
+    for issue in exc.issues:
+        expression = [f"Bundle.entry[{index}].resource" + (e[e.index("."):] if "." in e else "") for e in issue.expression]
+        if not expression:
+            expression = [f"Bundle.entry[{index}]"]
+        issues.append(Issue(issue.severity, issue.code, f"Bundle.entry[{index}]: {issue.diagnostics}", expression,
+                            details_code=issue.details_code))
+    return FhirError(exc.status, exc.code, issues[0].diagnostics, issues=issues)
+
+
+def _split_url(url: str, base_url: str) -> tuple[str, list[tuple[str, str]]]:
+    if base_url and url.startswith(base_url):
+        url = url[len(base_url):]
+    parts = urlsplit(url)
+    if parts.scheme:
+        raise bad_request(f"entry request url {url[:120]!r} is not on this server")
+    try:
+        query = parse_qsl(parts.query, keep_blank_values=True)
+    except ValueError as exc:
+        raise bad_request(f"invalid query in {url[:120]!r}") from exc
+    return parts.path.strip("/"), query
+
+
+def _check_bundle(bundle) -> list[dict]:
+    if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
+        raise bad_request("POST to the base needs a Bundle", "resourceType")
+    entries = bundle.get("entry") or []
+    if not isinstance(entries, list):
+        raise bad_request("Bundle.entry must be an array", "Bundle.entry")
+    for i, entry in enumerate(entries):
+        if not isinstance(entry, dict):
+            raise bad_request(f"Bundle.entry[{i}] must be an object", f"Bundle.entry[{i}]")
+        req = entry.get("request")
+        if not isinstance(req, dict) or not isinstance(req.get("method"), str) or not isinstance(req.get("url"), str):
+            raise bad_request(f"Bundle.entry[{i}].request needs method and url", f"Bundle.entry[{i}].request")
+        if req["method"].upper() not in _ORDER:
+            raise bad_request(f"Bundle.entry[{i}].request.method {req['method'][:10]!r} is not supported",
+                              f"Bundle.entry[{i}].request.method")
+        if "resource" in entry and not isinstance(entry["resource"], dict):
+            raise bad_request(f"Bundle.entry[{i}].resource must be an object", f"Bundle.entry[{i}].resource")
+    return entries
+
+
+def process_bundle(store: Store, bundle: dict, base_url: str, tenant: str | None = None) -> dict:
+    """Process a transaction or batch Bundle and return the response Bundle."""
+    kind = bundle.get("type") if isinstance(bundle, dict) else None
+    if kind == "transaction":
+        return process_transaction(store, bundle, base_url, tenant)
+    if kind == "batch":
+        return process_batch(store, bundle, base_url, tenant)
+    raise bad_request(f"Bundle.type must be transaction or batch, got {str(kind)[:40]!r}", "Bundle.type")
+
+
+def _entry_response(result: FhirResult) -> dict:
+    response: dict = {"status": _status_line(result.status)}
+    for header, key in (("Location", "location"), ("Content-Location", "location"), ("ETag", "etag")):
+        if header in result.headers and key not in response:
+            response[key] = result.headers[header]
+    if result.stored is not None:
+        response["lastModified"] = result.stored.last_updated
+    entry: dict = {"response": response}
+    body = result.body_dict()
+    if body is not None:
+        if body.get("resourceType") == "OperationOutcome" and result.status >= 400:
+            response["outcome"] = body
+        else:
+            entry["resource"] = body
+    if result.stored is not None:
+        entry["fullUrl"] = f"{_base_from(result)}{result.stored.res_type}/{result.stored.res_id}"
+    return entry
+
+
+def _base_from(result: FhirResult) -> str:
+    loc = result.headers.get("Location") or result.headers.get("Content-Location") or ""
+    if result.stored is not None and loc:
+        marker = f"{result.stored.res_type}/{result.stored.res_id}/"
+        at = loc.find(marker)
+        if at >= 0:
+            return loc[:at]
+    return ""
+
+
+def resolve_conditional_references(tx: Tx, resource: dict, cache: dict[str, str]) -> None:
+    """Replace ``Type?criteria`` references with the one matching resource's ``Type/id``."""
+    for ref_obj, path in iter_references(resource):
+        ref = ref_obj["reference"]
+        if "?" not in ref or "://" in ref:
+            continue
+        if ref not in cache:
+            res_type, query = ref.split("?", 1)
+            if not tx.store.is_known_type(res_type):
+                raise bad_request(f"conditional reference {ref[:120]!r} names an unknown type", path)
+            matches = tx.search_query(res_type, query, limit=2)
+            if not matches:
+                raise FhirError(404, "not-found", f"conditional reference {ref[:120]!r} matches no resource", path)
+            if len(matches) > 1:
+                raise FhirError(412, "multiple-matches", f"conditional reference {ref[:120]!r} matches several resources", path)
+            cache[ref] = f"{res_type}/{matches[0]}"
+        ref_obj["reference"] = cache[ref]
+
+
+def process_transaction(store: Store, bundle: dict, base_url: str, tenant: str | None = None) -> dict:
+    """All-or-nothing processing of a transaction Bundle."""
+    entries = _check_bundle(bundle)
+    responses: list[dict | None] = [None] * len(entries)
+    seen_targets: set[str] = set()
+    with store.write(tenant) as tx:
+        # 1. Assign ids to created entries so urn:uuid references resolve before anything is written.
+        id_map: dict[str, str] = {}
+        plan: list[tuple[int, dict, str, list[tuple[str, str]]]] = []
+        for i, entry in enumerate(entries):
+            req = entry["request"]
+            method = req["method"].upper()
+            try:
+                path, query = _split_url(req["url"], base_url)
+            except FhirError as exc:
+                raise _entry_error(i, exc) from None
+            plan.append((i, entry, path, query))
+            if method in ("PUT", "DELETE", "PATCH") and not query:
+                target = path
+                if target in seen_targets:
+                    raise _entry_error(i, bad_request(f"{target} appears in more than one entry of the transaction"))
+                seen_targets.add(target)
+        for i, entry, path, _query in plan:
+            method = entry["request"]["method"].upper()
+            full_url = entry.get("fullUrl")
+            if method == "POST" and isinstance(full_url, str) and "resource" in entry:
+                res_type = path.split("/")[0]
+                try:
+                    cond = entry["request"].get("ifNoneExist")
+                    if cond:
+                        matches = tx.search_query(res_type, cond.split("?", 1)[-1], limit=2)
+                        if len(matches) > 1:
+                            raise FhirError(412, "multiple-matches", f"ifNoneExist {cond[:120]!r} matches several")
+                        if matches:
+                            id_map[full_url] = f"{res_type}/{matches[0]}"
+                            entry["_existing"] = matches[0]
+                            continue
+                except FhirError as exc:
+                    raise _entry_error(i, exc) from None
+                new_id = str(uuid.uuid4())
+                entry["_new_id"] = new_id
+                id_map[full_url] = f"{res_type}/{new_id}"
+            elif method == "PUT" and isinstance(full_url, str) and full_url.startswith("urn:"):
+                if "?" not in path and "/" in path:
+                    id_map[full_url] = path
+        # 2. Rewrite references (urn:uuid and conditional) in every resource.
+        cond_cache: dict[str, str] = {}
+        for i, entry, _path, _query in plan:
+            resource = entry.get("resource")
+            if not isinstance(resource, dict):
+                continue
+            for ref_obj, ref_path in iter_references(resource):
+                ref = ref_obj["reference"]
+                if ref.startswith("urn:uuid:") or ref.startswith("urn:oid:"):
+                    if ref in id_map:
+                        ref_obj["reference"] = id_map[ref]
+                    elif ref.startswith("urn:uuid:"):
+                        raise _entry_error(i, FhirError(
+                            400, "not-found", f"reference {ref} names no entry of this transaction",
+                            f"{resource.get('resourceType')}.{ref_path}"))
+            try:
+                resolve_conditional_references(tx, resource, cond_cache)
+            except FhirError as exc:
+                raise _entry_error(i, exc) from None
+        # 3. Perform the entries in the specified order.
+        for i, entry, path, query in sorted(plan, key=lambda p: (_ORDER[p[1]["request"]["method"].upper()], p[0])):
+            req = entry["request"]
+            method = req["method"].upper()
+            try:
+                if method == "POST" and "_existing" in entry:
+                    stored = tx.read(path.split("/")[0], entry.pop("_existing"))
+                    result = FhirResult(200, stored.content, {"ETag": stored.etag,
+                                                              "Location": f"{base_url}/{stored.location}"}, stored)
+                elif method == "POST" and "_new_id" in entry and "/" not in path:
+                    resource = entry["resource"]
+                    if resource.get("resourceType") != path:
+                        raise bad_request(f"resourceType {resource.get('resourceType')!r} does not match {path!r}",
+                                          "resourceType")
+                    resource = {k: v for k, v in resource.items() if k != "id"}
+                    created = tx.create(resource, res_id=entry.pop("_new_id"), fresh_id=True)
+                    result = FhirResult(201, created.stored.content,
+                                        {"ETag": created.stored.etag, "Location": f"{base_url}/{created.stored.location}"},
+                                        created.stored)
+                else:
+                    headers = {}
+                    if req.get("ifMatch"):
+                        headers["if-match"] = req["ifMatch"]
+                    if req.get("ifNoneExist"):
+                        headers["if-none-exist"] = req["ifNoneExist"]
+                    if req.get("ifNoneMatch"):
+                        headers["if-none-match"] = req["ifNoneMatch"]
+                    body = entry.get("resource")
+                    if method == "PATCH" and isinstance(body, dict) and body.get("resourceType") == "Binary":
+                        body = _binary_patch(body)
+                    result = dispatch(tx, FhirRequest(method, path, query, headers, body), base_url)
+            except FhirError as exc:
+                raise _entry_error(i, exc) from None
+            responses[i] = _entry_response(result)
+    return {"resourceType": "Bundle", "type": "transaction-response", "entry": responses}
+
+
+def _binary_patch(binary: dict):
+    import base64
+
+    import orjson
+
+    try:
+        return orjson.loads(base64.b64decode(binary.get("data") or ""))
+    except (ValueError, orjson.JSONDecodeError) as exc:
+        raise bad_request("PATCH entry Binary.data must hold a base64 JSON Patch") from exc
+
+
+def process_batch(store: Store, bundle: dict, base_url: str, tenant: str | None = None) -> dict:
+    """Each entry in its own transaction; failures are reported per entry."""
+    entries = _check_bundle(bundle)
+    responses: list[dict] = []
+    for i, entry in enumerate(entries):
+        req = entry["request"]
+        method = req["method"].upper()
+        try:
+            path, query = _split_url(req["url"], base_url)
+            headers = {}
+            for key, header in (("ifMatch", "if-match"), ("ifNoneExist", "if-none-exist"),
+                                ("ifNoneMatch", "if-none-match")):
+                if req.get(key):
+                    headers[header] = req[key]
+            body = entry.get("resource")
+            with store.write(tenant) if method != "GET" else store.read() as tx:
+                if isinstance(body, dict):
+                    resolve_conditional_references(tx, body, {})
+                result = dispatch(tx, FhirRequest(method, path, query, headers, body), base_url)
+            responses.append(_entry_response(result))
+        except FhirError as exc:
+            err = _entry_error(i, exc)
+            responses.append({"response": {"status": str(exc.status), "outcome": operation_outcome(err.issues)}})
+    return {"resourceType": "Bundle", "type": "batch-response", "entry": responses}
+
+
+__all__ = ["process_bundle", "process_transaction", "process_batch", "ID_RE"]
