@@ -43,7 +43,7 @@ NONCE_LEN = 8
 KID_LEN = 4
 
 _HEADER = struct.Struct(">B4s10sII8s")
-_TEXT = re.compile(r"^HTC1:[A-Z2-7]{%d}$" % (PAYLOAD_LEN * 8 // 5))
+_TEXT = re.compile(r"^HTC1:[A-Z2-7]{" + str(PAYLOAD_LEN * 8 // 5) + r"}$")
 
 
 class MalformedCode(ValueError):
