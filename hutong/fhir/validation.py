@@ -113,12 +113,8 @@ def _check_unsigned(v: int) -> bool:
 
 
 def _regex(rx: re.Pattern):
-    fullmatch = rx.fullmatch
-
-    def check(v: str) -> bool:
-        return fullmatch(v) is not None
-
-    return check
+    # the bound method itself (truthy Match or None) saves a Python call per value
+    return rx.fullmatch
 
 
 _STR = frozenset((str,))
@@ -363,22 +359,41 @@ def validate_resource(resource: dict) -> list[Issue]:
     if type(resource) is not dict:
         issues.append(Issue("error", "invalid", "A resource must be a JSON object", []))
         return issues
-    _check_resource(resource, None, _get_model(), issues)
+    try:
+        _check_resource(resource, None, _get_model(), issues)
+    except RecursionError:
+        # only reachable with pathologically nested input; refuse it instead of failing with a 500
+        rt = resource.get("resourceType")
+        where = [rt] if type(rt) is str else []
+        issues.append(Issue("error", "structure", "The resource is nested too deeply to validate", where))
     return issues
 
 
 # --- the walk -----------------------------------------------------------------------------------
 
 
+_Path = str | tuple  # a rendered path, or (parent, key) / (parent, key, index)
+
+
+def _P(path: _Path) -> str:
+    """Render a lazy path: paths are built as (parent, key[, index]) tuples and only become
+    strings when an issue is reported, which keeps the valid case cheap."""
+    if type(path) is str:
+        return path
+    if len(path) == 2:
+        return f"{_P(path[0])}.{path[1]}"
+    return f"{_P(path[0])}.{path[1]}[{path[2]}]"
+
+
 def _err(issues: list[Issue], code: str, msg: str, path: str) -> None:
     issues.append(Issue("error", code, msg, [path]))
 
 
-def _check_resource(obj: dict, path: str | None, m: _Model, issues: list[Issue]) -> None:
+def _check_resource(obj: dict, path: _Path | None, m: _Model, issues: list[Issue]) -> None:
     rt = obj.get("resourceType")
     st = m.resources.get(rt) if type(rt) is str else None
     if st is None:
-        where = path or "resourceType"
+        where = _P(path) if path is not None else "resourceType"
         if rt is None:
             _err(issues, "required", "The resource has no resourceType", where)
         elif type(rt) is str and rt in m.structs:
@@ -389,7 +404,7 @@ def _check_resource(obj: dict, path: str | None, m: _Model, issues: list[Issue])
     _walk(obj, st, path or rt, m, issues)
 
 
-def _walk(obj: dict, st: _Struct, path: str, m: _Model, issues: list[Issue]) -> None:
+def _walk(obj: dict, st: _Struct, path: _Path, m: _Model, issues: list[Issue]) -> None:
     props = st.props
     seen_choice = None
     for key, val in obj.items():
@@ -410,23 +425,23 @@ def _walk(obj: dict, st: _Struct, path: str, m: _Model, issues: list[Issue]) -> 
                     _err(
                         issues, "structure",
                         f"Only one type of {el.name} is allowed in {st.name}, found both {other} and {el.base}",
-                        f"{path}.{key}",
+                        f"{_P(path)}.{key}",
                     )  # fmt: skip
                     continue
         kind = el.kind
         if el.array:
             if type(val) is not list:
                 if val is None:
-                    _err(issues, "structure", f"{key} must not be null", f"{path}.{key}")
+                    _err(issues, "structure", f"{key} must not be null", f"{_P(path)}.{key}")
                 else:
                     _err(
                         issues, "structure",
                         f"{key} must be a JSON array (cardinality {el.min}..*), found {_jname(val)}",
-                        f"{path}.{key}",
+                        f"{_P(path)}.{key}",
                     )  # fmt: skip
                 continue
             if not val:
-                _err(issues, "structure", f"{key} must not be an empty array", f"{path}.{key}")
+                _err(issues, "structure", f"{key} must not be an empty array", f"{_P(path)}.{key}")
                 continue
             if kind == _PRIM:
                 pytypes, fmt, codes = el.pytypes, el.fmt, el.codes
@@ -439,46 +454,46 @@ def _walk(obj: dict, st: _Struct, path: str, m: _Model, issues: list[Issue]) -> 
                             _err(
                                 issues, "structure",
                                 f"{key}[{i}] is null but _{key}[{i}] has no id or extension for it",
-                                f"{path}.{key}[{i}]",
+                                f"{_P(path)}.{key}[{i}]",
                             )  # fmt: skip
                         continue
-                    _bad_primitive(el, item, f"{path}.{key}[{i}]", issues)
+                    _bad_primitive(el, item, f"{_P(path)}.{key}[{i}]", issues)
             elif kind == _COMPLEX:
                 sub = el.struct
                 for i, item in enumerate(val):
                     if type(item) is dict and item:
-                        _walk(item, sub, f"{path}.{key}[{i}]", m, issues)
+                        _walk(item, sub, (path, key, i), m, issues)
                     else:
-                        _not_object(el, item, f"{path}.{key}[{i}]", issues)
+                        _not_object(el, item, f"{_P(path)}.{key}[{i}]", issues)
             elif kind == _RESOURCE:
                 for i, item in enumerate(val):
                     if type(item) is dict:
-                        _check_resource(item, f"{path}.{key}[{i}]", m, issues)
+                        _check_resource(item, (path, key, i), m, issues)
                     else:
-                        _not_object(el, item, f"{path}.{key}[{i}]", issues)
+                        _not_object(el, item, f"{_P(path)}.{key}[{i}]", issues)
             else:  # _PEXT array: parallel to the primitive array
                 _check_ext_array(obj, el, val, path, m, issues)
             if el.max is not None and len(val) > el.max:
                 _err(
                     issues, "structure",
                     f"{key} has {len(val)} items, more than the maximum of {el.max}",
-                    f"{path}.{key}",
+                    f"{_P(path)}.{key}",
                 )  # fmt: skip
         else:
             if kind == _PRIM:
                 if type(val) in el.pytypes and (el.fmt is None or el.fmt(val)):
                     if el.codes is None or val in el.codes:
                         continue
-                _bad_primitive(el, val, f"{path}.{key}", issues)
+                _bad_primitive(el, val, f"{_P(path)}.{key}", issues)
             elif type(val) is dict and val:
                 if kind == _COMPLEX:
-                    _walk(val, el.struct, f"{path}.{key}", m, issues)
+                    _walk(val, el.struct, (path, key), m, issues)
                 elif kind == _RESOURCE:
-                    _check_resource(val, f"{path}.{key}", m, issues)
+                    _check_resource(val, (path, key), m, issues)
                 else:
-                    _walk(val, el.struct, f"{path}.{el.base}", m, issues)
+                    _walk(val, el.struct, (path, el.base), m, issues)
             else:
-                _not_object(el, val, f"{path}.{el.base if kind == _PEXT else key}", issues)
+                _not_object(el, val, f"{_P(path)}.{el.base if kind == _PEXT else key}", issues)
     for name, keys in st.required:
         for k in keys:
             if k in obj:
@@ -487,7 +502,7 @@ def _walk(obj: dict, st: _Struct, path: str, m: _Model, issues: list[Issue]) -> 
             _err(
                 issues, "required",
                 f"Missing required element {name} in {st.name} (minimum cardinality 1)",
-                f"{path}.{name}",
+                f"{_P(path)}.{name}",
             )  # fmt: skip
     if st.is_extension:
         _check_ext1(obj, path, issues)
@@ -507,7 +522,7 @@ def _jname(v) -> str:
     return "a number"
 
 
-def _unknown(key: str, st: _Struct, path: str, issues: list[Issue]) -> None:
+def _unknown(key: str, st: _Struct, path: _Path, issues: list[Issue]) -> None:
     hint = ""
     if key.startswith("_") and key[1:] in st.props:
         hint = f" ({key[1:]} is not a primitive, so it has no _ sibling)"
@@ -516,7 +531,7 @@ def _unknown(key: str, st: _Struct, path: str, issues: list[Issue]) -> None:
         head = st.defs.get(key + "[x]")
         if head is not None:
             hint = f" (use a typed name for {head.name}, e.g. {key}{head.types[0][0].upper()}{head.types[0][1:]})"
-    _err(issues, "structure", f'Unknown element "{key}" in {st.name}{hint}', f"{path}.{key}")
+    _err(issues, "structure", f'Unknown element "{key}" in {st.name}{hint}', f"{_P(path)}.{key}")
 
 
 def _not_object(el: _El, v, path: str, issues: list[Issue]) -> None:
@@ -558,26 +573,26 @@ def _has_ext(obj: dict, key: str, i: int) -> bool:
     return type(ext) is list and i < len(ext) and ext[i] is not None
 
 
-def _check_ext_array(obj: dict, el: _El, val: list, path: str, m: _Model, issues: list[Issue]) -> None:
+def _check_ext_array(obj: dict, el: _El, val: list, path: _Path, m: _Model, issues: list[Issue]) -> None:
     base = obj.get(el.base)
     if base is not None and type(base) is list and len(base) != len(val):
         _err(
             issues, "structure",
             f"{el.jname} has {len(val)} items but {el.base} has {len(base)}; they must line up",
-            f"{path}.{el.jname}",
+            f"{_P(path)}.{el.jname}",
         )  # fmt: skip
     for i, item in enumerate(val):
         if item is None:
             if base is None:  # (a null in both arrays is reported with the primitive array)
-                _err(issues, "structure", f"{el.base}[{i}] has neither a value nor extensions", f"{path}.{el.base}[{i}]")
+                _err(issues, "structure", f"{el.base}[{i}] has neither a value nor extensions", f"{_P(path)}.{el.base}[{i}]")
             continue
         if type(item) is dict and item:
-            _walk(item, el.struct, f"{path}.{el.base}[{i}]", m, issues)
+            _walk(item, el.struct, (path, el.base, i), m, issues)
         else:
-            _not_object(el, item, f"{path}.{el.base}[{i}]", issues)
+            _not_object(el, item, f"{_P(path)}.{el.base}[{i}]", issues)
 
 
-def _check_ext1(obj: dict, path: str, issues: list[Issue]) -> None:
+def _check_ext1(obj: dict, path: _Path, issues: list[Issue]) -> None:
     has_value = False
     for key in obj:
         if key.startswith("value") or key.startswith("_value"):
@@ -589,4 +604,4 @@ def _check_ext1(obj: dict, path: str, issues: list[Issue]) -> None:
             if has_value
             else "An extension must have either extensions or a value[x] (ext-1)"
         )
-        _err(issues, "invariant", msg, path)
+        _err(issues, "invariant", msg, _P(path))

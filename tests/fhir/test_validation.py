@@ -484,3 +484,11 @@ def test_random_json_never_crashes(body: dict):
     issues = validate_resource({"resourceType": "Patient", **body})
     for i in issues:
         assert i.severity == "error" and i.expression and i.expression[0].startswith("Patient")
+
+
+def test_pathologically_deep_nesting_is_refused_not_raised():
+    ext: dict = {"url": "http://e.org/leaf", "valueString": "x"}
+    for _ in range(5000):
+        ext = {"url": "http://e.org/n", "extension": [ext]}
+    i = _single(validate_resource(_patient(extension=[ext])))
+    assert i.code == "structure" and "nested" in i.diagnostics
