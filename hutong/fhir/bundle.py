@@ -151,6 +151,8 @@ def process_transaction(store: Store, bundle: dict, base_url: str, tenant: str |
                 if target in seen_targets:
                     raise _entry_error(i, bad_request(f"{target} appears in more than one entry of the transaction"))
                 seen_targets.add(target)
+                if method == "PUT" and target.count("/") == 1:
+                    tx.will_exist.add(tuple(target.split("/", 1)))
         for i, entry, path, _query in plan:
             method = entry["request"]["method"].upper()
             full_url = entry.get("fullUrl")
@@ -171,9 +173,11 @@ def process_transaction(store: Store, bundle: dict, base_url: str, tenant: str |
                 new_id = str(uuid.uuid4())
                 entry["_new_id"] = new_id
                 id_map[full_url] = f"{res_type}/{new_id}"
+                tx.will_exist.add((res_type, new_id))
             elif method == "PUT" and isinstance(full_url, str) and full_url.startswith("urn:"):
                 if "?" not in path and "/" in path:
                     id_map[full_url] = path
+                    tx.will_exist.add(tuple(path.split("/", 1)))
         # 2. Rewrite references (urn:uuid and conditional) in every resource.
         cond_cache: dict[str, str] = {}
         for i, entry, _path, _query in plan:

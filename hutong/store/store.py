@@ -134,6 +134,8 @@ class Tx:
         #: Resources created in this transaction but not yet flushed, for existence checks.
         self._new: set[tuple[str, str]] = set()
         self.events: list[ChangeEvent] = []
+        #: Resources this transaction will create (ids pre-assigned by a bundle): references to them resolve.
+        self.will_exist: set[tuple[str, str]] = set()
         #: Bulk loads switch this off: their references may point at resources later in the input.
         self.check_references = store.referential_integrity
 
@@ -223,7 +225,7 @@ class Tx:
 
     def existing(self, keys: set[tuple[str, str]]) -> set[tuple[str, str]]:
         """Which of ``keys`` (type, id) name current, non-deleted resources."""
-        found = {k for k in keys if k in self._new}
+        found = {k for k in keys if k in self._new or k in self.will_exist}
         rest = list(keys - found)
         if not rest:
             return found
