@@ -1,0 +1,352 @@
+"""Field comparisons: each turns a batch of record pairs into comparison levels (0 = best agreement).
+
+Level ``-1`` means "a value is missing" (neutral weight). Levels are computed for many pairs at once with
+numpy and rapidfuzz's element-wise ``cpdist`` so that batch deduplication stays fast.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from rapidfuzz import fuzz
+from rapidfuzz.distance import DamerauLevenshtein, JaroWinkler, Levenshtein
+from rapidfuzz.process import cpdist
+
+from hutong.mpi.features import FeatureTable
+
+#: One comparison's result for a batch: levels (int8, -1 missing) and the term frequency to use per pair
+#: (``nan`` where no term-frequency adjustment applies).
+Result = tuple[np.ndarray, np.ndarray | None]
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """A named field comparison with ordered level labels (best first) and term-frequency levels."""
+
+    name: str
+    levels: tuple[str, ...]
+    fn: Callable[[FeatureTable, np.ndarray, np.ndarray], Result]
+    #: Features that must be filled for this comparison to be useful.
+    needs: tuple[str, ...]
+    #: Levels whose weight is adjusted by the value's frequency (common values say less).
+    tf_levels: tuple[int, ...] = ()
+
+    def __call__(self, t: FeatureTable, i: np.ndarray, j: np.ndarray) -> Result:
+        return self.fn(t, i, j)
+
+
+def _pick(col: list[str], idx: np.ndarray) -> list[str]:
+    return [col[k] for k in idx.tolist()]
+
+
+def _both(t: FeatureTable, name: str, i: np.ndarray, j: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    c = t.codes(name)
+    ci, cj = c[i], c[j]
+    return ci, cj, (ci >= 0) & (cj >= 0)
+
+
+def _sim(t: FeatureTable, name: str, i: np.ndarray, j: np.ndarray, mask: np.ndarray, scorer, other: str = "") -> np.ndarray:
+    """Similarity (scorer output) for masked pairs; 0 elsewhere."""
+    out = np.zeros(len(i), dtype=np.float64)
+    sel = np.flatnonzero(mask)
+    if len(sel):
+        a = _pick(t.col(name), i[sel])
+        b = _pick(t.col(other or name), j[sel])
+        out[sel] = cpdist(a, b, scorer=scorer, workers=1, dtype=np.float64)
+    return out
+
+
+def _tf(t: FeatureTable, name: str, i: np.ndarray) -> np.ndarray:
+    return t.frequencies(name)[i]
+
+
+# --- names -----------------------------------------------------------------------------------------------
+
+
+def compare_name_zh(t: FeatureTable, i: np.ndarray, j: np.ndarray) -> Result:
+    """Chinese full names: exact / homophone-or-variant / close / similar / different."""
+    ci, cj, ok = _both(t, "name", i, j)
+    lv = np.full(len(i), -1, dtype=np.int8)
+    lv[ok] = 4
+    exact = ok & (ci == cj)
+    pi, pj, _ = _both(t, "name_py", i, j)
+    si, sj, _ = _both(t, "name_shape", i, j)
+    fi, fj, _ = _both(t, "name_fpy", i, j)
+    homo = ok & ~exact & (((pi == pj) & (pi >= 0)) | ((si == sj) & (si >= 0)))
+    rest = ok & ~exact & ~homo
+    jw = _sim(t, "name_py", i, j, rest, JaroWinkler.normalized_similarity)
+    lev = _sim(t, "name", i, j, rest, Levenshtein.distance)
+    fam_i, fam_j, _ = _both(t, "family", i, j)
+    fuzzy = rest & (fi == fj) & (fi >= 0)
+    # one character wrong (typed a different character) but the surname agrees and the sound is near
+    one_char = rest & (lev <= 1) & (fam_i == fam_j) & (jw >= 0.85)
+    # one name contains the other (神农 / 神农氏, a dropped or added character)
+    close = fuzzy | one_char | (rest & (jw >= 0.94))
+    similar = rest & ~close & ((jw >= 0.82) | (lev <= 1))
+    lv[similar] = 3
+    lv[close] = 2
+    lv[homo] = 1
+    lv[exact] = 0
+    tf = np.full(len(i), np.nan)
+    tf[exact] = _tf(t, "name", i[exact])
+    tf[homo] = _tf(t, "name_py", i[homo])
+    return lv, tf
+
+
+def _latin_part(t: FeatureTable, part: str, i: np.ndarray, j: np.ndarray) -> Result:
+    """Latin given or family name, tolerant of given/family swaps between the two records."""
+    other = "family" if part == "given" else "given"
+    ci, cj, ok = _both(t, part, i, j)
+    oi, oj, ok2 = _both(t, other, i, j)
+    lv = np.full(len(i), -1, dtype=np.int8)
+    anyv = (ci >= 0) | (cj >= 0)
+    jw = _sim(t, part, i, j, ok, JaroWinkler.normalized_similarity)
+    # swapped fields: this record's part equals the other's opposite part
+    cross_ok = (ci >= 0) & (oj >= 0)
+    jw_x = _sim(t, part, i, j, cross_ok, JaroWinkler.normalized_similarity, other=other)
+    jw_x2 = _sim(t, other, i, j, (oi >= 0) & (cj >= 0), JaroWinkler.normalized_similarity, other=part)
+    swapped = (jw_x >= 0.92) & (jw_x2 >= 0.92) & (jw < 0.92)
+    best = np.where(swapped, np.minimum(jw_x, jw_x2), jw)
+    ok_any = ok | swapped
+    sx, sy, _ = _both(t, f"{part}_sx", i, j)
+    lv[ok_any] = 3
+    lv[ok_any & ((best >= 0.8) | ((sx == sy) & (sx >= 0)))] = 2
+    lv[ok_any & (best >= 0.92)] = 1
+    exact = ok & (ci == cj)
+    lv[exact] = 0
+    lv[~anyv] = -1
+    tf = np.full(len(i), np.nan)
+    tf[exact] = _tf(t, part, i[exact])
+    return lv, tf
+
+
+def compare_given(t: FeatureTable, i: np.ndarray, j: np.ndarray) -> Result:
+    """Latin given names: exact / JW ≥ 0.92 / JW ≥ 0.8 or same soundex / different."""
+    return _latin_part(t, "given", i, j)
+
+
+def compare_family(t: FeatureTable, i: np.ndarray, j: np.ndarray) -> Result:
+    """Latin family names: exact / JW ≥ 0.92 / JW ≥ 0.8 or same soundex / different."""
+    return _latin_part(t, "family", i, j)
+
+
+# --- dates, sex, ids, phones -------------------------------------------------------------------------------
+
+
+def compare_birth(t: FeatureTable, i: np.ndarray, j: np.ndarray) -> Result:
+    """Birth dates: exact / day-month transposed / one digit off or two adjacent swapped / same year / different."""
+    b, bsw = t.shared_codes("birth", "birth_sw")
+    bi, bj = b[i], b[j]
+    ok = (bi >= 0) & (bj >= 0)
+    lv = np.full(len(i), -1, dtype=np.int8)
+    lv[ok] = 4
+    col = t.col("birth")
+    full = np.fromiter((len(v) == 8 for v in col), dtype=bool, count=len(col))
+    both_full = ok & full[i] & full[j]
+    exact = ok & (bi == bj)
+    swapped = both_full & ~exact & (bsw[i] == bj) & (bsw[i] >= 0)
+    rest = both_full & ~exact & ~swapped
+    dl = np.full(len(i), 99.0)
+    sel = np.flatnonzero(rest)
+    if len(sel):
+        dl[sel] = cpdist(_pick(col, i[sel]), _pick(col, j[sel]), scorer=DamerauLevenshtein.distance, workers=1)
+    y, _, _ = _both(t, "birth_year", i, j)
+    yj = t.codes("birth_year")[j]
+    same_year = ok & ~exact & (y == yj) & (y >= 0)
+    lv[same_year] = 3
+    lv[rest & (dl <= 1)] = 2
+    lv[swapped] = 1
+    lv[exact & both_full] = 0
+    # partial dates (year or year-month only) that agree say as much as "same year"
+    lv[exact & ~both_full] = 3
+    return lv, None
+
+
+def compare_sex(t: FeatureTable, i: np.ndarray, j: np.ndarray) -> Result:
+    """Sex: same / different."""
+    ci, cj, ok = _both(t, "sex", i, j)
+    lv = np.full(len(i), -1, dtype=np.int8)
+    lv[ok] = 1
+    lv[ok & (ci == cj)] = 0
+    return lv, None
+
+
+def compare_id(t: FeatureTable, i: np.ndarray, j: np.ndarray) -> Result:
+    """ID numbers: exact / one edit that the check digit flags (or cannot rule out) / near / different.
+
+    Two *valid* resident IDs one digit apart are usually different people (twins get consecutive sequence
+    numbers), so that case lands in "near", not in "typo".
+    """
+    ci, cj, ok = _both(t, "id", i, j)
+    lv = np.full(len(i), -1, dtype=np.int8)
+    lv[ok] = 3
+    exact = ok & (ci == cj)
+    rest = ok & ~exact
+    dl = np.full(len(i), 99.0)
+    sel = np.flatnonzero(rest)
+    if len(sel):
+        dl[sel] = cpdist(_pick(t.col("id"), i[sel]), _pick(t.col("id"), j[sel]),
+                         scorer=DamerauLevenshtein.distance, workers=1)
+    valid = np.fromiter((bool(v) for v in t.col("id_valid")), dtype=bool, count=len(t))
+    both_valid = valid[i] & valid[j]
+    lv[rest & (dl <= 2)] = 2
+    lv[rest & (dl <= 1) & ~both_valid] = 1
+    lv[exact] = 0
+    return lv, None
+
+
+def compare_phone(t: FeatureTable, i: np.ndarray, j: np.ndarray) -> Result:
+    """Phones: exact / one digit off or swapped, or same last 8 digits / different. Shared numbers say less."""
+    ci, cj, ok = _both(t, "phone", i, j)
+    lv = np.full(len(i), -1, dtype=np.int8)
+    lv[ok] = 2
+    exact = ok & (ci == cj)
+    rest = ok & ~exact
+    dl = _sim(t, "phone", i, j, rest, DamerauLevenshtein.distance)
+    col = t.col("phone")
+    sel = np.flatnonzero(rest)
+    tail = np.zeros(len(i), dtype=bool)
+    if len(sel):
+        tail[sel] = [len(col[a]) >= 8 and col[a][-8:] == col[b][-8:] for a, b in zip(i[sel].tolist(), j[sel].tolist(), strict=True)]
+    lv[rest & ((dl <= 1) | tail)] = 1
+    lv[exact] = 0
+    tf = np.full(len(i), np.nan)
+    tf[exact] = _tf(t, "phone", i[exact])
+    return lv, tf
+
+
+# --- places ----------------------------------------------------------------------------------------------
+
+
+def compare_address(t: FeatureTable, i: np.ndarray, j: np.ndarray) -> Result:
+    """Addresses: exact / very similar (≥ 0.9) / similar (≥ 0.75) / different (rapidfuzz WRatio)."""
+    ci, cj, ok = _both(t, "address", i, j)
+    lv = np.full(len(i), -1, dtype=np.int8)
+    lv[ok] = 3
+    exact = ok & (ci == cj)
+    rest = ok & ~exact
+    s = _sim(t, "address", i, j, rest, fuzz.token_set_ratio) / 100.0
+    w = _sim(t, "address", i, j, rest, fuzz.WRatio) / 100.0
+    s = np.maximum(s, w)
+    lv[rest & (s >= 0.75)] = 2
+    lv[rest & (s >= 0.9)] = 1
+    lv[exact] = 0
+    return lv, None
+
+
+def compare_address_code(t: FeatureTable, i: np.ndarray, j: np.ndarray) -> Result:
+    """Division codes (GB/T 2260): same county / same city / same province / different."""
+    ci, cj, ok = _both(t, "address_code", i, j)
+    lv = np.full(len(i), -1, dtype=np.int8)
+    lv[ok] = 3
+    col = t.col("address_code")
+    sel = np.flatnonzero(ok & (ci != cj))
+    if len(sel):
+        a, b = _pick(col, i[sel]), _pick(col, j[sel])
+        lv[sel] = [1 if x[:4] == y[:4] else 2 if x[:2] == y[:2] else 3 for x, y in zip(a, b, strict=True)]
+    lv[ok & (ci == cj)] = 0
+    return lv, None
+
+
+def _exact_or_typo(field: str, tf: bool = False) -> Callable[[FeatureTable, np.ndarray, np.ndarray], Result]:
+    def fn(t: FeatureTable, i: np.ndarray, j: np.ndarray) -> Result:
+        ci, cj, ok = _both(t, field, i, j)
+        lv = np.full(len(i), -1, dtype=np.int8)
+        lv[ok] = 2
+        exact = ok & (ci == cj)
+        rest = ok & ~exact
+        dl = _sim(t, field, i, j, rest, DamerauLevenshtein.distance)
+        lv[rest & (dl <= 1)] = 1
+        lv[exact] = 0
+        tfa = None
+        if tf:
+            tfa = np.full(len(i), np.nan)
+            tfa[exact] = _tf(t, field, i[exact])
+        return lv, tfa
+
+    fn.__doc__ = f"{field}: exact / one edit / different."
+    return fn
+
+
+def compare_city(t: FeatureTable, i: np.ndarray, j: np.ndarray) -> Result:
+    """City / suburb: exact / JW ≥ 0.9 / different (common places say less)."""
+    ci, cj, ok = _both(t, "city", i, j)
+    lv = np.full(len(i), -1, dtype=np.int8)
+    lv[ok] = 2
+    exact = ok & (ci == cj)
+    jw = _sim(t, "city", i, j, ok & ~exact, JaroWinkler.normalized_similarity)
+    lv[ok & ~exact & (jw >= 0.9)] = 1
+    lv[exact] = 0
+    tf = np.full(len(i), np.nan)
+    tf[exact] = _tf(t, "city", i[exact])
+    return lv, tf
+
+
+def _exact(field: str) -> Callable[[FeatureTable, np.ndarray, np.ndarray], Result]:
+    def fn(t: FeatureTable, i: np.ndarray, j: np.ndarray) -> Result:
+        ci, cj, ok = _both(t, field, i, j)
+        lv = np.full(len(i), -1, dtype=np.int8)
+        lv[ok] = 1
+        lv[ok & (ci == cj)] = 0
+        return lv, None
+
+    fn.__doc__ = f"{field}: same / different."
+    return fn
+
+
+NAME_ZH = Comparison("name", ("exact", "homophone_or_variant", "close", "similar", "different"),
+                     compare_name_zh, ("name",), tf_levels=(0, 1))
+GIVEN = Comparison("given", ("exact", "jw92", "jw80_or_soundex", "different"), compare_given, ("given",), (0,))
+FAMILY = Comparison("family", ("exact", "jw92", "jw80_or_soundex", "different"), compare_family, ("family",), (0,))
+BIRTH = Comparison("birth_date", ("exact", "day_month_swapped", "one_digit", "same_year", "different"),
+                   compare_birth, ("birth",))
+SEX = Comparison("gender", ("same", "different"), compare_sex, ("sex",))
+ID = Comparison("id_number", ("exact", "typo_check_digit", "near", "different"), compare_id, ("id",))
+PHONE = Comparison("phone", ("exact", "one_digit_or_tail", "different"), compare_phone, ("phone",), (0,))
+ADDRESS = Comparison("address", ("exact", "sim90", "sim75", "different"), compare_address, ("address",))
+ADDRESS_CODE = Comparison("address_code", ("same_county", "same_city", "same_province", "different"),
+                          compare_address_code, ("address_code",))
+POSTCODE = Comparison("postcode", ("exact", "one_digit", "different"), _exact_or_typo("postcode", tf=True),
+                      ("postcode",), (0,))
+CITY = Comparison("city", ("exact", "jw90", "different"), compare_city, ("city",), (0,))
+STATE = Comparison("state", ("same", "different"), _exact("state"), ("state",))
+IDENTIFIER = Comparison("identifier", ("same", "different"), _exact("identifier"), ("identifier",))
+
+ALL = (NAME_ZH, GIVEN, FAMILY, BIRTH, SEX, ID, PHONE, ADDRESS, ADDRESS_CODE, POSTCODE, CITY, STATE, IDENTIFIER)
+BY_NAME = {c.name: c for c in ALL}
+
+
+def choose_comparisons(t: FeatureTable, *, min_filled: float = 0.02) -> list[Comparison]:
+    """The comparisons that suit this data: Chinese full-name mode when most names are Chinese, else
+    Latin given/family; fields filled in fewer than ``min_filled`` of the records are left out."""
+    cjk = t.filled("cjk")
+    named = t.filled("name")
+    out: list[Comparison] = []
+    if named > 0 and cjk >= 0.5 * named:
+        out.append(NAME_ZH)
+    elif named > 0:
+        out += [GIVEN, FAMILY]
+    for c in (BIRTH, SEX, ID, PHONE, ADDRESS, ADDRESS_CODE, POSTCODE, CITY, STATE, IDENTIFIER):
+        if all(t.filled(n) >= min_filled for n in c.needs):
+            out.append(c)
+    return out
+
+
+def online_comparisons() -> list[Comparison]:
+    """Full comparison set for the online index (Chinese names; Latin names fall back to pinyin similarity)."""
+    return [NAME_ZH, BIRTH, SEX, ID, PHONE, ADDRESS, ADDRESS_CODE, POSTCODE, CITY, STATE, IDENTIFIER]
+
+
+def compare_all(comps: list[Comparison], t: FeatureTable, i: np.ndarray, j: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Levels (pairs × comparisons, int8) and term frequencies (float, nan where none) for every comparison."""
+    n = len(i)
+    gamma = np.full((n, len(comps)), -1, dtype=np.int8)
+    tf = np.full((n, len(comps)), np.nan)
+    for k, c in enumerate(comps):
+        lv, tfa = c(t, i, j)
+        gamma[:, k] = lv
+        if tfa is not None:
+            tf[:, k] = tfa
+    return gamma, tf

@@ -1,0 +1,230 @@
+"""Fellegi–Sunter model: m/u probabilities per comparison level, estimated from the data.
+
+As in Splink: ``u`` (the chance of each level among non-matching pairs) comes from comparing random pairs;
+``m`` (among matching pairs) and the match prior ``λ`` come from expectation–maximisation over the
+blocked candidate pairs, with ``u`` held fixed. Exact agreement on a value is then re-weighted by how common
+that value is (term-frequency adjustment: a shared 王伟 says less than a shared rare name).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from hutong.mpi.compare import BY_NAME, Comparison, compare_all
+from hutong.mpi.features import FeatureTable
+
+#: HL7 match-grade codes (http://terminology.hl7.org/CodeSystem/match-grade).
+GRADES = ("certain", "probable", "possible", "certainly-not")
+MATCH_GRADE_URL = "http://hl7.org/fhir/StructureDefinition/match-grade"
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Match probability at or above which a pair is graded certain / probable / possible (configuration)."""
+
+    certain: float = 0.99
+    probable: float = 0.9
+    possible: float = 0.5
+    #: Batch deduplication joins records whose pair probability reaches this.
+    link: float = 0.9
+
+    def grade(self, p: float) -> str:
+        """The HL7 match grade for probability ``p``."""
+        if p >= self.certain:
+            return "certain"
+        if p >= self.probable:
+            return "probable"
+        if p >= self.possible:
+            return "possible"
+        return "certainly-not"
+
+
+def _initial_m(n_levels: int) -> np.ndarray:
+    # Matches mostly agree exactly; the rest spread geometrically over the weaker levels.
+    if n_levels == 1:
+        return np.ones(1)
+    rest = np.array([0.5 ** k for k in range(1, n_levels)])
+    rest = rest / rest.sum() * 0.1
+    return np.concatenate([[0.9], rest])
+
+
+@dataclass
+class Model:
+    """A trained (or default) Fellegi–Sunter model over a list of comparisons."""
+
+    comparisons: list[str]
+    m: list[np.ndarray]
+    u: list[np.ndarray]
+    lam: float = 0.01
+    thresholds: Thresholds = field(default_factory=Thresholds)
+    em_iterations: int = 0
+
+    @property
+    def comps(self) -> list[Comparison]:
+        """The comparison objects, in column order."""
+        return [BY_NAME[n] for n in self.comparisons]
+
+    # --- estimation ----------------------------------------------------------------------------------
+
+    @classmethod
+    def estimate_u(
+        cls,
+        comps: list[Comparison],
+        t: FeatureTable,
+        *,
+        n_pairs: int = 300_000,
+        split: int | None = None,
+        seed: int = 1,
+    ) -> Model:
+        """A model whose ``u`` comes from ``n_pairs`` random pairs (cross pairs only when ``split`` is the size
+        of the left file in a two-file link); ``m`` starts at a prior to be refined by :meth:`train_em`."""
+        rng = np.random.default_rng(seed)
+        n = len(t)
+        if split is None:
+            i = rng.integers(0, n, n_pairs)
+            j = rng.integers(0, n, n_pairs)
+            keep = i != j
+            i, j = i[keep], j[keep]
+        else:
+            i = rng.integers(0, split, n_pairs)
+            j = rng.integers(split, n, n_pairs)
+        gamma, _ = compare_all(comps, t, i, j)
+        u = []
+        for k, c in enumerate(comps):
+            col = gamma[:, k]
+            counts = np.bincount(col[col >= 0].astype(np.int64), minlength=len(c.levels)).astype(float)
+            total = counts.sum()
+            # smoothing: a level never seen among random pairs still gets a small, finite u
+            u.append((counts + 0.5) / (total + 0.5 * len(c.levels)) if total else np.full(len(c.levels), 1 / len(c.levels)))
+        return cls([c.name for c in comps], [_initial_m(len(c.levels)) for c in comps], u)
+
+    def train_em(self, gamma: np.ndarray, *, max_iter: int = 100, tol: float = 1e-6, lam0: float | None = None) -> Model:
+        """Estimate ``m`` and ``λ`` by EM over candidate pairs' levels (``u`` fixed). Returns ``self``."""
+        if len(gamma) == 0:
+            return self
+        patterns, counts = np.unique(gamma, axis=0, return_counts=True)
+        counts = counts.astype(float)
+        lam = lam0 if lam0 is not None else max(1e-4, min(0.5, self.lam if self.lam > 0.01 else 0.1))
+        m = [x.copy() for x in self.m]
+        logu = self._log_table(self.u, patterns)
+        it = 0
+        for step in range(1, max_iter + 1):
+            it = step
+            logm = self._log_table(m, patterns)
+            a = math.log(lam) + logm
+            b = math.log(1 - lam) + logu
+            mx = np.maximum(a, b)
+            w = np.exp(a - mx) / (np.exp(a - mx) + np.exp(b - mx))
+            wc = w * counts
+            new_m = []
+            for k in range(len(m)):
+                col = patterns[:, k]
+                mask = col >= 0
+                s = np.bincount(col[mask].astype(np.int64), weights=wc[mask], minlength=len(m[k]))
+                tot = s.sum()
+                nm = (s + 1e-6) / (tot + 1e-6 * len(s)) if tot > 0 else m[k]
+                new_m.append(nm)
+            new_lam = float(wc.sum() / counts.sum())
+            new_lam = min(max(new_lam, 1e-6), 1 - 1e-6)
+            delta = max(float(np.max(np.abs(a_ - b_))) for a_, b_ in zip(new_m, m, strict=True))
+            delta = max(delta, abs(new_lam - lam))
+            m, lam = new_m, new_lam
+            if delta < tol:
+                break
+        self.m, self.lam, self.em_iterations = m, lam, it
+        return self
+
+    @staticmethod
+    def _log_table(probs: list[np.ndarray], patterns: np.ndarray) -> np.ndarray:
+        out = np.zeros(len(patterns))
+        for k, p in enumerate(probs):
+            col = patterns[:, k]
+            mask = col >= 0
+            out[mask] += np.log(np.maximum(p[col[mask].astype(np.int64)], 1e-12))
+        return out
+
+    # --- scoring ---------------------------------------------------------------------------------------
+
+    def bayes_factors(self, gamma: np.ndarray, tf: np.ndarray | None = None) -> np.ndarray:
+        """log2 Bayes factor per pair and comparison (0 where a value is missing), term-frequency adjusted."""
+        n, k = gamma.shape
+        out = np.zeros((n, k))
+        comps = self.comps
+        for c in range(k):
+            col = gamma[:, c]
+            mask = col >= 0
+            lv = col[mask].astype(np.int64)
+            m = self.m[c][lv]
+            u = self.u[c][lv].copy()
+            if tf is not None and comps[c].tf_levels:
+                t = tf[mask, c]
+                adj = np.isin(lv, comps[c].tf_levels) & ~np.isnan(t)
+                # replace u by the value's own frequency, bounded so one odd value cannot dominate
+                u[adj] = np.clip(t[adj], u[adj] / 20.0, 1.0)
+            out[mask, c] = np.log2(np.maximum(m, 1e-12) / np.maximum(u, 1e-12))
+        return out
+
+    def match_weight(self, gamma: np.ndarray, tf: np.ndarray | None = None) -> np.ndarray:
+        """Total match weight (log2 odds) per pair, prior included."""
+        prior = math.log2(self.lam / (1 - self.lam))
+        return prior + self.bayes_factors(gamma, tf).sum(axis=1)
+
+    def probability(self, gamma: np.ndarray, tf: np.ndarray | None = None) -> np.ndarray:
+        """Posterior match probability per pair."""
+        w = np.clip(self.match_weight(gamma, tf), -60, 60)
+        return 1.0 / (1.0 + np.power(2.0, -w))
+
+    def score_pairs(self, t: FeatureTable, i: np.ndarray, j: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(probability, levels, log2 Bayes factors) for pairs ``(i[k], j[k])`` of table ``t``."""
+        gamma, tf = compare_all(self.comps, t, i, j)
+        bf = self.bayes_factors(gamma, tf)
+        prior = math.log2(self.lam / (1 - self.lam))
+        w = np.clip(prior + bf.sum(axis=1), -60, 60)
+        return 1.0 / (1.0 + np.power(2.0, -w)), gamma, bf
+
+    # --- persistence -------------------------------------------------------------------------------------
+
+    def to_dict(self) -> dict:
+        """JSON-ready parameters (with level labels, for people reading them)."""
+        return {
+            "lambda": self.lam,
+            "em_iterations": self.em_iterations,
+            "thresholds": self.thresholds.__dict__,
+            "comparisons": [
+                {
+                    "name": c.name,
+                    "levels": list(c.levels),
+                    "m": [round(float(x), 8) for x in self.m[k]],
+                    "u": [round(float(x), 10) for x in self.u[k]],
+                }
+                for k, c in enumerate(self.comps)
+            ],
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Model:
+        """Inverse of :meth:`to_dict`."""
+        comps = d["comparisons"]
+        return cls(
+            [c["name"] for c in comps],
+            [np.array(c["m"], dtype=float) for c in comps],
+            [np.array(c["u"], dtype=float) for c in comps],
+            lam=float(d.get("lambda", 0.01)),
+            thresholds=Thresholds(**d.get("thresholds", {})),
+            em_iterations=int(d.get("em_iterations", 0)),
+        )
+
+    def explain(self, gamma_row: np.ndarray, bf_row: np.ndarray) -> list[dict]:
+        """Per-field evidence for one pair: level label and its weight (log2 Bayes factor)."""
+        out = []
+        for k, c in enumerate(self.comps):
+            lv = int(gamma_row[k])
+            out.append({
+                "field": c.name,
+                "level": "missing" if lv < 0 else c.levels[lv],
+                "weight": round(float(bf_row[k]), 3),
+            })
+        return out
