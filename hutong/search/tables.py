@@ -68,25 +68,24 @@ sp_date = _base(
     ],
 )
 
-#: Numbers (``value``; ranges from Range elements in ``low``/``high``).
+#: Numbers as inclusive ranges ``low``..``high`` (equal for a plain value; a Range's bounds otherwise,
+#: open ends as +-1e308).
 sp_number = _base(
     "sp_number",
-    Column("value", Float),
-    Column("low", Float),
-    Column("high", Float),
-    indexes=[Index("ix_sp_number_value", "res_type", "param", "value")],
+    Column("low", Float, nullable=False),
+    Column("high", Float, nullable=False),
+    indexes=[Index("ix_sp_number_low", "res_type", "param", "low")],
 )
 
-#: Quantities: value (or low/high for Range), unit system, unit code and unit text.
+#: Quantities: value range as for numbers, unit system, unit code and unit text.
 sp_quantity = _base(
     "sp_quantity",
-    Column("value", Float),
-    Column("low", Float),
-    Column("high", Float),
+    Column("low", Float, nullable=False),
+    Column("high", Float, nullable=False),
     Column("system", CText),
     Column("code", CText),
     Column("unit", CText),
-    indexes=[Index("ix_sp_quantity_value", "res_type", "param", "value")],
+    indexes=[Index("ix_sp_quantity_low", "res_type", "param", "low")],
 )
 
 #: References: local ``target_type``/``target_id`` (relative ``Type/id`` references) or ``url`` for absolute,
@@ -112,21 +111,21 @@ sp_uri = _base(
 
 #: Composite parameters: one row per element instance with its components kept together.
 #: Component 1 is a token (``c1_s`` system, ``c1_c`` code) or a reference (``c1_c`` = ``Type/id``);
-#: component 2 is a token/string (``c2_s``/``c2_c``), a quantity (``c2_n`` value or ``c2_lo``/``c2_hi``
-#: range with unit ``c2_s``/``c2_c``), a number (``c2_n``) or a date (``c2_dlo``/``c2_dhi``); component 3
-#: is a number (``c3_n``). ``Location.near`` rows keep latitude in ``c2_n`` and longitude in ``c3_n``.
+#: component 2 is a token/string (``c2_s``/``c2_c``), a quantity or number (range ``c2_lo``/``c2_hi``,
+#: unit ``c2_s``/``c2_c``) or a date (``c2_dlo``/``c2_dhi``); component 3 is a number (``c3_lo``/``c3_hi``).
+#: ``Location.near`` rows keep latitude in ``c2_lo`` and longitude in ``c3_lo``.
 sp_composite = _base(
     "sp_composite",
     Column("c1_s", CText),
     Column("c1_c", CText),
     Column("c2_s", CText),
     Column("c2_c", CText),
-    Column("c2_n", Float),
     Column("c2_lo", Float),
     Column("c2_hi", Float),
     Column("c2_dlo", BigInteger),
     Column("c2_dhi", BigInteger),
-    Column("c3_n", Float),
+    Column("c3_lo", Float),
+    Column("c3_hi", Float),
     indexes=[Index("ix_sp_composite_c1", "res_type", "param", "c1_c", "c1_s")],
 )
 
