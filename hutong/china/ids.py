@@ -133,3 +133,18 @@ def mask_name(value: str) -> str:
     if not value:
         return ""
     return value[0] + "*" * max(1, len(value) - 1)
+
+
+# --- organization code (组织机构代码), GB 11714-1997: the 9 characters inside a unified social credit code ---
+
+_ORG_WEIGHTS = (3, 7, 9, 10, 5, 8, 4, 2)
+_ORG_CHARS = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
+def gb11714_check_char(first8: str) -> str:
+    """The GB 11714 check character (``0-9`` or ``X``) of an 8-character organization code body."""
+    if len(first8) != 8:
+        raise ValueError("need exactly 8 characters")
+    total = sum(_ORG_CHARS.index(c) * w for c, w in zip(first8.upper(), _ORG_WEIGHTS, strict=True))
+    c = 11 - total % 11
+    return "X" if c == 10 else "0" if c == 11 else str(c)
