@@ -87,7 +87,8 @@ async def bundle(request: Request, caller: Caller = Depends(get_caller)):
         raise bad_request("POST to the base needs a Bundle resource")
     store = request.app.state.store
     base = base_url(request)
-    result = await run_in_threadpool(process_bundle, store, body, base, caller.tenant)
+    representation = "return=representation" in (request.headers.get("prefer") or "")
+    result = await run_in_threadpool(process_bundle, store, body, base, caller.tenant, representation)
     return fhir_response(result, 200)
 
 

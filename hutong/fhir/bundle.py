@@ -16,7 +16,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from hutong.fhir.outcome import FhirError, Issue, bad_request, operation_outcome
 from hutong.fhir.rest import FhirRequest, FhirResult, dispatch
-from hutong.store.store import ID_RE, Store, Tx, iter_references
+from hutong.store.store import ID_RE, Store, Tx, reference_objects, reference_path
 
 _ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "PATCH": 2, "GET": 3, "HEAD": 3}
 _STATUS_TEXT = {200: "200 OK", 201: "201 Created", 204: "204 No Content", 304: "304 Not Modified"}
@@ -71,17 +71,18 @@ def _check_bundle(bundle) -> list[dict]:
     return entries
 
 
-def process_bundle(store: Store, bundle: dict, base_url: str, tenant: str | None = None) -> dict:
+def process_bundle(store: Store, bundle: dict, base_url: str, tenant: str | None = None,
+                   representation: bool = False) -> dict:
     """Process a transaction or batch Bundle and return the response Bundle."""
     kind = bundle.get("type") if isinstance(bundle, dict) else None
     if kind == "transaction":
-        return process_transaction(store, bundle, base_url, tenant)
+        return process_transaction(store, bundle, base_url, tenant, representation)
     if kind == "batch":
-        return process_batch(store, bundle, base_url, tenant)
+        return process_batch(store, bundle, base_url, tenant, representation)
     raise bad_request(f"Bundle.type must be transaction or batch, got {str(kind)[:40]!r}", "Bundle.type")
 
 
-def _entry_response(result: FhirResult) -> dict:
+def _entry_response(result: FhirResult, representation: bool) -> dict:
     response: dict = {"status": _status_line(result.status)}
     for header, key in (("Location", "location"), ("Content-Location", "location"), ("ETag", "etag")):
         if header in result.headers and key not in response:
@@ -89,8 +90,9 @@ def _entry_response(result: FhirResult) -> dict:
     if result.stored is not None:
         response["lastModified"] = result.stored.last_updated
     entry: dict = {"response": response}
-    body = result.body_dict()
-    if body is not None:
+    # Written resources are echoed only on request (Prefer: return=representation); reads always are.
+    if result.body is not None and (representation or result.stored is None):
+        body = result.body_dict()
         if body.get("resourceType") == "OperationOutcome" and result.status >= 400:
             response["outcome"] = body
         else:
@@ -112,10 +114,11 @@ def _base_from(result: FhirResult) -> str:
 
 def resolve_conditional_references(tx: Tx, resource: dict, cache: dict[str, str]) -> None:
     """Replace ``Type?criteria`` references with the one matching resource's ``Type/id``."""
-    for ref_obj, path in iter_references(resource):
+    for ref_obj in reference_objects(resource):
         ref = ref_obj["reference"]
         if "?" not in ref or "://" in ref:
             continue
+        path = reference_path(resource, ref_obj)
         if ref not in cache:
             res_type, query = ref.split("?", 1)
             if not tx.store.is_known_type(res_type):
@@ -129,7 +132,8 @@ def resolve_conditional_references(tx: Tx, resource: dict, cache: dict[str, str]
         ref_obj["reference"] = cache[ref]
 
 
-def process_transaction(store: Store, bundle: dict, base_url: str, tenant: str | None = None) -> dict:
+def process_transaction(store: Store, bundle: dict, base_url: str, tenant: str | None = None,
+                        representation: bool = False) -> dict:
     """All-or-nothing processing of a transaction Bundle."""
     entries = _check_bundle(bundle)
     responses: list[dict | None] = [None] * len(entries)
@@ -184,19 +188,23 @@ def process_transaction(store: Store, bundle: dict, base_url: str, tenant: str |
             resource = entry.get("resource")
             if not isinstance(resource, dict):
                 continue
-            for ref_obj, ref_path in iter_references(resource):
+            conditional = False
+            for ref_obj in reference_objects(resource):
                 ref = ref_obj["reference"]
-                if ref.startswith("urn:uuid:") or ref.startswith("urn:oid:"):
+                if ref.startswith("urn:"):
                     if ref in id_map:
                         ref_obj["reference"] = id_map[ref]
                     elif ref.startswith("urn:uuid:"):
                         raise _entry_error(i, FhirError(
                             400, "not-found", f"reference {ref} names no entry of this transaction",
-                            f"{resource.get('resourceType')}.{ref_path}"))
-            try:
-                resolve_conditional_references(tx, resource, cond_cache)
-            except FhirError as exc:
-                raise _entry_error(i, exc) from None
+                            f"{resource.get('resourceType')}.{reference_path(resource, ref_obj)}"))
+                elif "?" in ref:
+                    conditional = True
+            if conditional:
+                try:
+                    resolve_conditional_references(tx, resource, cond_cache)
+                except FhirError as exc:
+                    raise _entry_error(i, exc) from None
         # 3. Perform the entries in the specified order.
         for i, entry, path, query in sorted(plan, key=lambda p: (_ORDER[p[1]["request"]["method"].upper()], p[0])):
             req = entry["request"]
@@ -230,7 +238,7 @@ def process_transaction(store: Store, bundle: dict, base_url: str, tenant: str |
                     result = dispatch(tx, FhirRequest(method, path, query, headers, body), base_url)
             except FhirError as exc:
                 raise _entry_error(i, exc) from None
-            responses[i] = _entry_response(result)
+            responses[i] = _entry_response(result, representation or method in ("GET", "HEAD"))
     return {"resourceType": "Bundle", "type": "transaction-response", "entry": responses}
 
 
@@ -245,7 +253,8 @@ def _binary_patch(binary: dict):
         raise bad_request("PATCH entry Binary.data must hold a base64 JSON Patch") from exc
 
 
-def process_batch(store: Store, bundle: dict, base_url: str, tenant: str | None = None) -> dict:
+def process_batch(store: Store, bundle: dict, base_url: str, tenant: str | None = None,
+                  representation: bool = False) -> dict:
     """Each entry in its own transaction; failures are reported per entry."""
     entries = _check_bundle(bundle)
     responses: list[dict] = []
@@ -264,7 +273,7 @@ def process_batch(store: Store, bundle: dict, base_url: str, tenant: str | None 
                 if isinstance(body, dict):
                     resolve_conditional_references(tx, body, {})
                 result = dispatch(tx, FhirRequest(method, path, query, headers, body), base_url)
-            responses.append(_entry_response(result))
+            responses.append(_entry_response(result, representation or method in ("GET", "HEAD")))
         except FhirError as exc:
             err = _entry_error(i, exc)
             responses.append({"response": {"status": str(exc.status), "outcome": operation_outcome(err.issues)}})

@@ -104,8 +104,33 @@ def _check_id(res_id: str, expression: str = "id") -> None:
         raise bad_request(f"invalid resource id {str(res_id)[:80]!r}: must match [A-Za-z0-9-.]{{1,64}}", expression)
 
 
+def reference_objects(resource: dict) -> list[dict]:
+    """Every ``Reference``-like object (a dict with a string ``reference``) in ``resource``, outside
+    ``contained``. Iterative and path-free because it runs several times per write; see
+    ``iter_references`` when a path is needed for a message."""
+    found: list[dict] = []
+    stack: list = [resource]
+    pop, push = stack.pop, stack.append
+    while stack:
+        node = pop()
+        if type(node) is dict:
+            ref = node.get("reference")
+            if ref is not None and type(ref) is str:
+                found.append(node)
+            for key, value in node.items():
+                t = type(value)
+                if (t is dict or t is list) and key != "contained":
+                    push(value)
+        else:
+            for item in node:
+                t = type(item)
+                if t is dict or t is list:
+                    push(item)
+    return found
+
+
 def iter_references(node, path: str = "") -> Iterator[tuple[dict, str]]:
-    """Every ``Reference`` object (a dict with a string ``reference``) inside ``node``, with its path."""
+    """Every ``Reference`` object inside ``node`` with its path (slower; for error messages)."""
     if isinstance(node, dict):
         ref = node.get("reference")
         if isinstance(ref, str):
@@ -119,6 +144,14 @@ def iter_references(node, path: str = "") -> Iterator[tuple[dict, str]]:
         for i, item in enumerate(node):
             if isinstance(item, (dict, list)):
                 yield from iter_references(item, f"{path}[{i}]")
+
+
+def reference_path(resource: dict, ref_obj: dict) -> str:
+    """The FHIRPath-like path of ``ref_obj`` inside ``resource`` (for error messages)."""
+    for obj, path in iter_references(resource):
+        if obj is ref_obj:
+            return path
+    return ""
 
 
 class Tx:
@@ -324,12 +357,13 @@ class Tx:
         contained_ids = {
             c.get("id") for c in resource.get("contained") or () if isinstance(c, dict)
         }
-        wanted: dict[tuple[str, str], str] = {}
-        for ref_obj, path in iter_references(resource):
+        wanted: dict[tuple[str, str], dict] = {}
+        for ref_obj in reference_objects(resource):
             ref = ref_obj["reference"]
             if ref.startswith("#"):
                 if ref[1:] and ref[1:] not in contained_ids:
-                    raise bad_request(f"reference {ref!r} names no contained resource", f"{res_type}.{path}")
+                    raise bad_request(f"reference {ref!r} names no contained resource",
+                                      f"{res_type}.{reference_path(resource, ref_obj)}")
                 continue
             if "://" in ref or ref.startswith("urn:"):
                 if ref.startswith("urn:uuid:") or ref.startswith("urn:oid:"):
@@ -341,20 +375,21 @@ class Tx:
                     continue  # an external reference: not ours to resolve
             m = _REF_RE.match(ref)
             if not m:
-                raise bad_request(f"invalid reference {ref[:120]!r}", f"{res_type}.{path}")
+                raise bad_request(f"invalid reference {ref[:120]!r}", f"{res_type}.{reference_path(resource, ref_obj)}")
             rtype, rid = m.group(1), m.group(2)
-            if not self.store.is_known_type(rtype):
-                raise bad_request(f"reference {ref[:120]!r} names an unknown resource type", f"{res_type}.{path}")
-            wanted.setdefault((rtype, rid), f"{res_type}.{path}")
+            if rtype not in RESOURCE_TYPES:
+                raise bad_request(f"reference {ref[:120]!r} names an unknown resource type",
+                                  f"{res_type}.{reference_path(resource, ref_obj)}")
+            wanted.setdefault((rtype, rid), ref_obj)
         if wanted and self.check_references:
             found = self.existing(set(wanted))
-            for key, path in wanted.items():
+            for key, ref_obj in wanted.items():
                 if key not in found:
                     raise FhirError(
                         400,
                         "not-found",
                         f"reference {key[0]}/{key[1]} does not resolve to an existing resource",
-                        path,
+                        f"{res_type}.{reference_path(resource, ref_obj)}",
                     )
 
     def _write_version(
