@@ -100,6 +100,11 @@ def _check_base64(v: str) -> bool:
     return len(s) % 4 == 0 and _B64_RE.fullmatch(s) is not None
 
 
+def _check_xhtml(v: str) -> bool:
+    # Narrative.div must be an XHTML <div>; full XHTML checking is out of scope here
+    return v.lstrip().startswith("<div")
+
+
 def _check_int(v: int) -> bool:
     return _INT_MIN <= v <= _INT_MAX
 
@@ -129,7 +134,7 @@ _PRIMITIVES: dict[str, tuple[frozenset, object, str]] = {
     "decimal": (frozenset((int, float)), None, "a JSON number"),
     "string": (_STR, _NONEMPTY, "a JSON string"),
     "markdown": (_STR, _NONEMPTY, "a JSON string"),
-    "xhtml": (_STR, _NONEMPTY, "a JSON string"),
+    "xhtml": (_STR, _check_xhtml, "a JSON string"),
     "code": (_STR, _regex(_CODE_RE), "a JSON string"),
     "id": (_STR, _regex(_ID_RE), "a JSON string"),
     "uri": (_STR, _regex(_URI_RE), "a JSON string"),
@@ -272,7 +277,7 @@ def _build_model(data: dict) -> _Model:
                 keys = (name,)
             # "_x" siblings of primitives carry the element's id/extensions
             for el in variants:
-                if el.kind == _PRIM:
+                if el.kind == _PRIM and el.type != "xhtml":  # xhtml (Narrative.div) takes no extensions
                     ext = _El(el.name, "_" + el.jname, el.types, _PEXT, el.array, 0, el.max)
                     ext.choice = el.choice
                     ext.base = el.jname
@@ -316,7 +321,7 @@ def known_resource_types() -> frozenset[str]:
 
 def is_known_resource_type(name: str) -> bool:
     """True if ``name`` is a concrete FHIR R4 resource type (e.g. ``"Patient"``; not ``"Resource"``)."""
-    return name in _get_model().resources
+    return type(name) is str and name in _get_model().resources
 
 
 def element_type(path: str) -> list[str]:
@@ -326,7 +331,7 @@ def element_type(path: str) -> list[str]:
     a typed choice name gives its one type (``"Observation.valueQuantity"`` -> ``["Quantity"]``);
     paths may continue into data types (``"Patient.name.family"`` -> ``["string"]``);
     backbone elements give ``["BackboneElement"]`` (or ``["Element"]`` inside data types).
-    Array indexes (``name[0]``) are ignored.
+    Array indexes (``name[0]``) are ignored; ``"Observation.value"`` is read as ``value[x]``.
     """
     m = _get_model()
     parts = path.split(".")
@@ -339,7 +344,8 @@ def element_type(path: str) -> list[str]:
             return []
         if part.endswith("]") and not part.endswith("[x]"):
             part = part[: part.index("[")]
-        el = st.defs.get(part) or st.props.get(part)
+        # "value" (FHIRPath style) is accepted for "value[x]"
+        el = st.defs.get(part) or st.props.get(part) or st.defs.get(part + "[x]")
         if el is None or el.kind == _PEXT:
             return []
         st = el.struct if el.kind == _COMPLEX else None

@@ -82,6 +82,7 @@ def test_known_resource_types():
     assert is_known_resource_type("Patient")
     assert not is_known_resource_type("DomainResource")
     assert not is_known_resource_type("patient")
+    assert not is_known_resource_type(["Patient"])  # type: ignore[arg-type]
 
 
 def test_element_type():
@@ -89,6 +90,7 @@ def test_element_type():
         "Quantity", "CodeableConcept", "string", "boolean", "integer", "Range", "Ratio",
         "SampledData", "time", "dateTime", "Period",
     ]  # fmt: skip
+    assert element_type("Observation.value") == element_type("Observation.value[x]")
     assert element_type("Observation.valueQuantity") == ["Quantity"]
     assert element_type("Observation.valueQuantity.value") == ["decimal"]
     assert element_type("Observation.code") == ["CodeableConcept"]
@@ -221,6 +223,8 @@ def test_bad_primitive_formats():
     assert _single(validate_resource(obs)).expression == ["Observation.valueTime"]
     assert _single(validate_resource(_patient(multipleBirthInteger=2**31))).code == "value"
     assert _single(validate_resource(_patient(implicitRules="has space"))).code == "value"
+    i = _single(validate_resource(_patient(text={"status": "generated", "div": "plain text"})))
+    assert i.code == "value" and i.expression == ["Patient.text.div"]
 
 
 def test_required_binding():
