@@ -13,10 +13,12 @@ What is checked, for every element of a resource (nested resources in ``containe
 - choice types (``value[x]``): only the typed variants (``valueQuantity``…) and at most one of them;
 - ``_x`` primitive extension siblings (``_birthDate``), shaped as ``Element`` (``id``, ``extension``);
 - extensions: ``url`` present, either a value or nested extensions (ext-1);
+- contained resources: no nested ``contained``, no ``meta.versionId``/``lastUpdated``/``security`` (dom-2/4/5);
 - ``code`` elements with a *required* binding to a FHIR-defined enumerated value set
   (``Patient.gender``, ``Observation.status``…).
 
-Not checked: FHIRPath invariants other than ext-1 (e.g. dom-2..6, obs-6), profiles, extension
+Invariants: only ext-1 and, on contained resources, dom-2, dom-4 and dom-5 are checked. Not checked: all
+other FHIRPath invariants (e.g. dom-3, dom-6, obs-6, ele-1 beyond empty values), profiles, extension
 definitions, reference targets, extensible/preferred bindings and bindings on Coding/CodeableConcept.
 
 The compiled definitions (``definitions/r4_elements.json.gz``, built by
@@ -34,9 +36,16 @@ import re
 import threading
 from importlib import resources as _ilr
 
-from hutong.fhir.outcome import Issue
+from hutong.fhir.outcome import FhirError, Issue
 
-__all__ = ["element_type", "is_known_resource_type", "known_resource_types", "validate_resource"]
+__all__ = [
+    "check_primitive",
+    "element_type",
+    "ensure_valid",
+    "is_known_resource_type",
+    "known_resource_types",
+    "validate_resource",
+]
 
 _DATA_FILE = "r4_elements.json.gz"
 
@@ -359,7 +368,7 @@ def validate_resource(resource: dict) -> list[Issue]:
     ``error``) per problem, with a FHIRPath-like ``expression`` such as ``Patient.name[0].given[1]``.
     Issue codes: ``structure`` (unknown element, wrong JSON type or shape, cardinality), ``required``
     (missing required element), ``value`` (bad primitive format), ``code-invalid`` (code outside a
-    required value set), ``invariant`` (ext-1), ``invalid`` (not a resource, unknown resourceType).
+    required value set), ``invariant`` (ext-1, dom-2/4/5), ``invalid`` (not a resource, unknown resourceType).
     """
     issues: list[Issue] = []
     if type(resource) is not dict:
@@ -373,6 +382,21 @@ def validate_resource(resource: dict) -> list[Issue]:
         where = [rt] if type(rt) is str else []
         issues.append(Issue("error", "structure", "The resource is nested too deeply to validate", where))
     return issues
+
+
+def ensure_valid(resource: dict, max_issues: int = 50) -> None:
+    """Raise ``FhirError`` (HTTP 400, all issues as OperationOutcome) unless ``resource`` is valid.
+
+    FHIR REST says a resource that fails basic validation rules gets 400 Bad Request. At most
+    ``max_issues`` issues are kept so a garbage upload cannot produce a huge response.
+    """
+    issues = validate_resource(resource)
+    if issues:
+        first = issues[0]
+        more = f" (and {len(issues) - 1} more issues)" if len(issues) > 1 else ""
+        raise FhirError(
+            400, first.code, f"{first.diagnostics}{more}", first.expression, issues=issues[:max_issues]
+        )
 
 
 # --- the walk -----------------------------------------------------------------------------------
@@ -475,6 +499,8 @@ def _walk(obj: dict, st: _Struct, path: _Path, m: _Model, issues: list[Issue]) -
                 for i, item in enumerate(val):
                     if type(item) is dict:
                         _check_resource(item, (path, key, i), m, issues)
+                        if key == "contained":
+                            _check_contained(item, (path, key, i), issues)
                     else:
                         _not_object(el, item, f"{_P(path)}.{key}[{i}]", issues)
             else:  # _PEXT array: parallel to the primitive array
@@ -611,3 +637,19 @@ def _check_ext1(obj: dict, path: _Path, issues: list[Issue]) -> None:
             else "An extension must have either extensions or a value[x] (ext-1)"
         )
         _err(issues, "invariant", msg, _P(path))
+
+
+def _check_contained(res: dict, path: _Path, issues: list[Issue]) -> None:
+    """dom-2, dom-4, dom-5: the cheap invariants on contained resources (dom-3, "is referenced", is not checked)."""
+    if "contained" in res:
+        _err(issues, "invariant", "A contained resource must not contain other resources (dom-2)", f"{_P(path)}.contained")
+    meta = res.get("meta")
+    if type(meta) is dict:
+        if "versionId" in meta or "lastUpdated" in meta:
+            _err(
+                issues, "invariant",
+                "A contained resource must not have meta.versionId or meta.lastUpdated (dom-4)",
+                f"{_P(path)}.meta",
+            )  # fmt: skip
+        if "security" in meta:
+            _err(issues, "invariant", "A contained resource must not have security labels (dom-5)", f"{_P(path)}.meta.security")

@@ -12,10 +12,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hutong.fhir.outcome import Issue
+from hutong.fhir.outcome import FhirError, Issue
 from hutong.fhir.validation import (
     check_primitive,
     element_type,
+    ensure_valid,
     is_known_resource_type,
     known_resource_types,
     validate_resource,
@@ -496,3 +497,25 @@ def test_pathologically_deep_nesting_is_refused_not_raised():
         ext = {"url": "http://e.org/n", "extension": [ext]}
     i = _single(validate_resource(_patient(extension=[ext])))
     assert i.code == "structure" and "nested" in i.diagnostics
+
+
+def test_contained_invariants():
+    inner = _patient(id="c1", meta={"versionId": "1", "security": [{"code": "R"}]}, contained=[_patient(id="c2")])
+    got = {i.expression[0] for i in validate_resource(_obs(contained=[inner])) if i.code == "invariant"}
+    assert got == {
+        "Observation.contained[0].contained",
+        "Observation.contained[0].meta",
+        "Observation.contained[0].meta.security",
+    }
+
+
+def test_ensure_valid_raises_fhir_error():
+    ensure_valid(_obs())
+    with pytest.raises(FhirError) as exc:
+        ensure_valid(_patient(birthDate="2019-13-01", gender="x", foo=1))
+    err = exc.value
+    assert err.status == 400 and len(err.issues) == 3
+    assert "2 more" in str(err) and err.code in ("value", "code-invalid", "structure")
+    outcome = err.outcome()
+    assert outcome["resourceType"] == "OperationOutcome"
+    assert validate_resource(outcome) == []  # our own OperationOutcome is valid FHIR
