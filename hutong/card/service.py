@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 
 import orjson
-from sqlalchemy import case, delete, func, insert, select, update
+from sqlalchemy import bindparam, case, delete, func, insert, select, update
 
 from hutong.card import codec, identity
 from hutong.card.keys import KeyRing
@@ -81,6 +81,7 @@ class CardService:
     keys: KeyRing = field(init=False)
     sender: Sender = field(init=False)
     _org_cache: dict = field(default_factory=dict)
+    _identity_cache: dict = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _verifications: int = 0
 
@@ -385,19 +386,32 @@ def _institution_known(store, svc: CardService, institution: str) -> bool:
     return known
 
 
+# Statements of the verification fast path, built once (SQLAlchemy then reuses their compiled form).
+_SEL_CARD = select(card_card.c.status, card_card.c.patient, card_card.c.subject, card_card.c.guardian_card).where(
+    card_card.c.card_id == bindparam("cid")
+)
+_SEL_USE = select(card_code_use.c.institution, card_code_use.c.uses).where(card_code_use.c.nonce == bindparam("n"))
+_INS_USE = insert(card_code_use)
+_UPD_USE = (
+    update(card_code_use).where(card_code_use.c.nonce == bindparam("n")).values(uses=card_code_use.c.uses + 1)
+)
+_INS_SCAN = insert(card_scan)
+
+
 def _log_scan(tx, ctx: ScanContext, result: str, ts: int, card_id: str | None, kid: str | None) -> None:
     tx.conn.execute(
-        insert(card_scan).values(
-            ts_us=ts,
-            day=day_of(ts),
-            tenant=tx.tenant,
-            institution=ctx.institution,
-            terminal=ctx.terminal,
-            purpose=ctx.purpose,
-            result=result,
-            card_id=card_id,
-            kid=kid,
-        )
+        _INS_SCAN,
+        {
+            "ts_us": ts,
+            "day": day_of(ts),
+            "tenant": tx.tenant,
+            "institution": ctx.institution,
+            "terminal": ctx.terminal,
+            "purpose": ctx.purpose,
+            "result": result,
+            "card_id": card_id,
+            "kid": kid,
+        },
     )
 
 
@@ -437,11 +451,7 @@ def verify_scan(store, qr_text: str, ctx: ScanContext, now: float | None = None)
     policy = svc.replay_policy
     try:
         with store.write() as tx:
-            row = tx.conn.execute(
-                select(card_card.c.status, card_card.c.patient, card_card.c.subject, card_card.c.guardian_card).where(
-                    card_card.c.card_id == code.card_id
-                )
-            ).first()
+            row = tx.conn.execute(_SEL_CARD, {"cid": code.card_id}).first()
             if row is None:
                 refusal = "unknown-card"
             elif row.status == "frozen":
@@ -449,26 +459,23 @@ def verify_scan(store, qr_text: str, ctx: ScanContext, now: float | None = None)
             elif row.status == "revoked":
                 refusal = "card-revoked"
             elif policy != "none":
-                used = tx.conn.execute(
-                    select(card_code_use.c.institution, card_code_use.c.uses).where(card_code_use.c.nonce == code.nonce)
-                ).first()
+                used = tx.conn.execute(_SEL_USE, {"n": code.nonce}).first()
                 if used is None:
                     tx.conn.execute(
-                        insert(card_code_use).values(
-                            nonce=code.nonce,
-                            card_id=code.card_id,
-                            institution=ctx.institution,
-                            first_us=ts,
-                            uses=1,
-                            expires_us=code.expires_at * 1_000_000,
-                        )
+                        _INS_USE,
+                        {
+                            "nonce": code.nonce,
+                            "card_id": code.card_id,
+                            "institution": ctx.institution,
+                            "first_us": ts,
+                            "uses": 1,
+                            "expires_us": code.expires_at * 1_000_000,
+                        },
                     )
                 elif policy == "single-use" or used.institution != ctx.institution:
                     refusal = "replayed"
                 else:
-                    tx.conn.execute(
-                        update(card_code_use).where(card_code_use.c.nonce == code.nonce).values(uses=used.uses + 1)
-                    )
+                    tx.conn.execute(_UPD_USE, {"n": code.nonce})
             _log_scan(tx, ctx, refusal or "accepted", ts, code.card_id, code.kid)
     except FhirError as exc:
         if exc.status != 409:
@@ -482,9 +489,26 @@ def verify_scan(store, qr_text: str, ctx: ScanContext, now: float | None = None)
     return _identify(store, row, code, ctx)
 
 
+#: Seconds a process reuses a person's linked Patient records for verification answers. Card status and
+#: replay are always checked in the database; only demographics may lag by this much.
+IDENTITY_CACHE_S = 10.0
+
+
+def _linked_cached(store, svc: CardService, patient_id: str) -> list[dict]:
+    hit = svc._identity_cache.get(patient_id)
+    now = time.monotonic()
+    if hit is not None and hit[0] > now:
+        return hit[1]
+    patients = identity.linked_patients(store, patient_id)
+    if len(svc._identity_cache) > 50000:
+        svc._identity_cache.clear()
+    svc._identity_cache[patient_id] = (now + IDENTITY_CACHE_S, patients)
+    return patients
+
+
 def _identify(store, row, code: VerifiedCode, ctx: ScanContext) -> dict:
     patient_id = row.patient.split("/", 1)[1]
-    patients = identity.linked_patients(store, patient_id)
+    patients = _linked_cached(store, service_for(store), patient_id)
     main = patients[0] if patients else {}
     name = identity.display_name(main)
     rid = identity.best_resident_id(patients)
