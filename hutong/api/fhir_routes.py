@@ -63,7 +63,10 @@ async def handle(request: Request, path: str, caller: Caller):
         if request.method in _WRITE_METHODS and not is_search_post and not is_validate:
             with store.write(caller.tenant) as tx:
                 return dispatch(tx, req, base)
-        with store.read() as tx:
+        # A read by id or version is one statement: no snapshot needed.
+        single = request.method in ("GET", "HEAD") and not request.query_params and (
+            path.count("/") == 1 or "/_history/" in path)
+        with store.read(snapshot=not single) as tx:
             return dispatch(tx, req, base)
 
     result = await run_in_threadpool(run)

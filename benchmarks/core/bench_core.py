@@ -1,0 +1,241 @@
+"""FHIR core benchmark: transaction ingest and read-by-id over HTTP, on SQLite and PostgreSQL,
+side by side with the raw storage floor (the same JSON rows inserted with no processing).
+
+    .venv/bin/python benchmarks/core/bench_core.py                      # all smart_2019 bundles
+    .venv/bin/python benchmarks/core/bench_core.py --bundles 100 --backends sqlite
+
+The server runs as a separate process (``hutong serve``); bundles are posted by 2 client threads;
+reads come from a second process (benchmarks/loadgen.py). Server RSS is sampled throughout.
+Prints a Markdown table and writes benchmarks/out/core.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import orjson
+import psutil
+from sqlalchemy import Column, MetaData, String, Table, Text, create_engine, insert, select, text
+
+REPO = Path(__file__).resolve().parents[2]
+DATA = REPO.parent / "shared" / "data" / "synthea_fhir_r4" / "smart_2019"
+PG_URL = os.environ.get("HUTONG_BENCH_PG_URL", "postgresql://127.0.0.1:5432/test")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def load_bundles(limit: int | None) -> list[bytes]:
+    files = sorted(DATA.glob("*.json.gz"))
+    # Directory bundles (hospital/practitioner information) first, as a loader would.
+    files.sort(key=lambda p: (not p.name.startswith(("hospital", "practitioner")), p.name))
+    if limit:
+        files = files[:limit]
+    return [gzip.decompress(f.read_bytes()) for f in files]
+
+
+class Backend:
+    def __init__(self, name: str, workdir: Path):
+        self.name = name
+        self.workdir = workdir
+        self.schema = None
+        if name == "postgres":
+            self.schema = "bench_" + uuid.uuid4().hex[:10]
+            admin = create_engine("postgresql+psycopg://" + PG_URL.split("://", 1)[1])
+            with admin.begin() as conn:
+                conn.execute(text(f'CREATE SCHEMA "{self.schema}"'))
+            admin.dispose()
+            sep = "&" if "?" in PG_URL else "?"
+            self.url = f"{PG_URL}{sep}options=-csearch_path%3D{self.schema}"
+        else:
+            self.url = ""
+
+    def sqlalchemy_url(self, sub: str) -> str:
+        if self.name == "postgres":
+            return "postgresql+psycopg://" + self.url.split("://", 1)[1]
+        return f"sqlite:///{self.workdir / sub}"
+
+    def drop(self):
+        if self.schema:
+            admin = create_engine("postgresql+psycopg://" + PG_URL.split("://", 1)[1])
+            with admin.begin() as conn:
+                conn.execute(text(f'DROP SCHEMA "{self.schema}" CASCADE'))
+            admin.dispose()
+
+
+def raw_floor(backend: Backend, bundles: list[bytes]) -> dict:
+    """Insert every resource's JSON text into a bare table, one transaction per bundle."""
+    engine = create_engine(backend.sqlalchemy_url("raw.db"))
+    if backend.name == "sqlite":
+        with engine.connect() as conn:
+            conn.exec_driver_sql("PRAGMA journal_mode=WAL")
+            conn.exec_driver_sql("PRAGMA synchronous=NORMAL")
+    md = MetaData()
+    raw = Table("raw_resource", md, Column("res_type", String(64), primary_key=True),
+                Column("res_id", String(64), primary_key=True), Column("content", Text))
+    md.create_all(engine)
+    rows_per_bundle = []
+    for b in bundles:
+        doc = orjson.loads(b)
+        rows_per_bundle.append([
+            {"res_type": e["resource"]["resourceType"], "res_id": str(uuid.uuid4()),
+             "content": orjson.dumps(e["resource"]).decode()}
+            for e in doc.get("entry", [])
+        ])
+    n = sum(len(r) for r in rows_per_bundle)
+    t0 = time.perf_counter()
+    for rows in rows_per_bundle:
+        with engine.begin() as conn:
+            conn.execute(insert(raw), rows)
+    dt = time.perf_counter() - t0
+    engine.dispose()
+    return {"resources": n, "seconds": round(dt, 2), "rps": round(n / dt)}
+
+
+class RssSampler(threading.Thread):
+    def __init__(self, pid: int):
+        super().__init__(daemon=True)
+        self.proc = psutil.Process(pid)
+        self.peak = 0
+        self.stop = threading.Event()
+
+    def run(self):
+        while not self.stop.is_set():
+            try:
+                procs = [self.proc] + self.proc.children(recursive=True)
+                rss = sum(p.memory_info().rss for p in procs)
+                self.peak = max(self.peak, rss)
+            except psutil.Error:
+                pass
+            time.sleep(0.2)
+
+
+def start_server(backend: Backend, port: int, workers: int) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "hutong.cli", "serve", "--port", str(port), "--data-dir",
+           str(backend.workdir / "server"), "--empty", "--workers", str(workers)]
+    if backend.url:
+        cmd += ["--database-url", backend.url]
+    env = dict(os.environ, HUTONG_WORKERS="false")
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    proc.kill()
+    raise RuntimeError("server did not start: " + proc.stderr.read().decode()[-2000:])
+
+
+def ingest(port: int, bundles: list[bytes], threads: int) -> dict:
+    base = f"http://127.0.0.1:{port}/fhir"
+    created = 0
+    errors = []
+    lock = threading.Lock()
+
+    def post(body: bytes):
+        nonlocal created
+        with httpx.Client(timeout=300) as client:
+            r = client.post(base, content=body, headers={"Content-Type": "application/fhir+json"})
+        with lock:
+            if r.status_code == 200:
+                created += sum(1 for e in r.json()["entry"] if e["response"]["status"].startswith("201"))
+            else:
+                errors.append(r.text[:300])
+
+    # Directory bundles first (others may reference them), then the patients in parallel.
+    t0 = time.perf_counter()
+    head = [b for b in bundles if b'"Patient"' not in b[:200000]][:2]
+    for b in head:
+        post(b)
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(post, [b for b in bundles if b not in head]))
+    dt = time.perf_counter() - t0
+    return {"resources": created, "seconds": round(dt, 2), "rps": round(created / dt), "errors": errors[:3],
+            "failed_bundles": len(errors)}
+
+
+def read_load(backend: Backend, port: int, requests: int, connections: int) -> dict:
+    engine = create_engine(backend.sqlalchemy_url("server/hutong.db"))
+    with engine.connect() as conn:
+        rows = conn.execute(text(
+            "SELECT res_type, res_id FROM resource WHERE deleted = false ORDER BY res_id LIMIT 5000")).all()
+    engine.dispose()
+    url_file = backend.workdir / "urls.txt"
+    url_file.write_text("\n".join(f"http://127.0.0.1:{port}/fhir/{t}/{i}" for t, i in rows))
+    out = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "loadgen.py"), "--url-file", str(url_file), "--connections",
+         str(connections), "--requests", str(requests), "--seconds", "60"],
+        capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bundles", type=int, default=0, help="number of bundles (0 = all 617)")
+    ap.add_argument("--backends", default="sqlite,postgres")
+    ap.add_argument("--threads", type=int, default=2, help="client threads posting bundles")
+    ap.add_argument("--read-requests", type=int, default=20000)
+    ap.add_argument("--connections", type=int, default=16)
+    ap.add_argument("--workers", type=int, default=2, help="server worker processes")
+    args = ap.parse_args()
+    if not DATA.exists():
+        sys.exit(f"Synthea data not found at {DATA}")
+    bundles = load_bundles(args.bundles or None)
+    print(f"{len(bundles)} bundles, {sum(len(b) for b in bundles) / 1e6:.0f} MB of JSON", flush=True)
+    results = {}
+    for name in args.backends.split(","):
+        with tempfile.TemporaryDirectory() as tmp:
+            backend = Backend(name, Path(tmp))
+            try:
+                floor = raw_floor(backend, bundles)
+                print(f"[{name}] raw floor: {floor}", flush=True)
+                port = free_port()
+                proc = start_server(backend, port, args.workers)
+                sampler = RssSampler(proc.pid)
+                sampler.start()
+                try:
+                    ing = ingest(port, bundles, args.threads)
+                    print(f"[{name}] ingest: {ing}", flush=True)
+                    sampler.stop.set()
+                    sampler.join()
+                    peak_mb = round(sampler.peak / 1e6)
+                    reads = read_load(backend, port, args.read_requests, args.connections)
+                    print(f"[{name}] reads: {reads}", flush=True)
+                finally:
+                    proc.terminate()
+                    proc.wait(timeout=30)
+                results[name] = {"raw_floor": floor, "ingest": ing, "server_peak_rss_mb": peak_mb,
+                                 "read": reads, "server_workers": args.workers}
+            finally:
+                backend.drop()
+    out = REPO / "benchmarks" / "out"
+    out.mkdir(exist_ok=True)
+    (out / "core.json").write_text(json.dumps(results, indent=2))
+    print("\n| backend | raw floor (res/s) | HTTP transaction ingest (res/s) | server peak RSS | "
+          "read by id (req/s) | read p50 / p99 (ms) |")
+    print("|---|---|---|---|---|---|")
+    for name, r in results.items():
+        print(f"| {name} | {r['raw_floor']['rps']:,} | {r['ingest']['rps']:,} ({r['ingest']['resources']:,} res) | "
+              f"{r['server_peak_rss_mb']} MB | {r['read']['rps']:,} | {r['read']['p50_ms']} / {r['read']['p99_ms']} |")
+
+
+if __name__ == "__main__":
+    main()
