@@ -132,10 +132,18 @@ class _UnionFind:
             p[x], x = root, p[x]
         return int(root)
 
-    def union(self, a: int, b: int) -> None:
+    def union(self, a: int, b: int, ids: dict[int, str] | None = None) -> None:
         ra, rb = self.find(a), self.find(b)
-        if ra != rb:
-            self.parent[max(ra, rb)] = min(ra, rb)
+        if ra == rb:
+            return
+        if ids is not None:
+            ia, ib = ids.get(ra), ids.get(rb)
+            if ia and ib and ia != ib:
+                return  # the two clusters hold different valid resident IDs: two people (twins, family)
+        lo, hi = min(ra, rb), max(ra, rb)
+        self.parent[hi] = lo
+        if ids is not None and ids.get(hi) and not ids.get(lo):
+            ids[lo] = ids[hi]
 
 
 def run(
@@ -170,16 +178,17 @@ def run(
 
     t4 = time.perf_counter()
     model.train_em(gamma)
-    prob = model.probability(gamma, tf)
+    prob = model.apply_rules(model.probability(gamma, tf), t, i, j)
     timings["em_score_s"] = time.perf_counter() - t4
 
     t5 = time.perf_counter()
     n = len(t)
     uf = _UnionFind(n)
+    valid_ids = {k: v for k, (v, ok) in enumerate(zip(t.col("id"), t.col("id_valid"), strict=True)) if ok}
     sel = np.flatnonzero(prob >= th.link)
     # strongest links first so the cluster structure is stable
     for k in sel[np.argsort(-prob[sel], kind="stable")].tolist():
-        uf.union(int(i[k]), int(j[k]))
+        uf.union(int(i[k]), int(j[k]), valid_ids)
     record_ids: list[str] = []
     sources: list[str] = []
     for recs, src in tables:

@@ -14,6 +14,7 @@ from rapidfuzz import fuzz
 from rapidfuzz.distance import DamerauLevenshtein, JaroWinkler, Levenshtein
 from rapidfuzz.process import cpdist
 
+from hutong.mpi import names
 from hutong.mpi.features import FeatureTable
 
 #: One comparison's result for a batch: levels (int8, -1 missing) and the term frequency to use per pair
@@ -65,26 +66,51 @@ def _tf(t: FeatureTable, name: str, i: np.ndarray) -> np.ndarray:
 # --- names -----------------------------------------------------------------------------------------------
 
 
+def _readings_agree(a: str, b: str) -> bool:
+    """Same length and every position shares a reading (heteronyms: 解 jie/xie ~ 谢 xie)."""
+    if len(a) != len(b) or not a:
+        return False
+    for k, (x, y) in enumerate(zip(a, b, strict=True)):
+        if x == y:
+            continue
+        rx = set(names.char_readings(x))
+        ry = set(names.char_readings(y))
+        if k == 0:
+            rx.add(names.SURNAME_READINGS.get(x, ""))
+            ry.add(names.SURNAME_READINGS.get(y, ""))
+        if not (rx & ry) - {""}:
+            return False
+    return True
+
+
 def compare_name_zh(t: FeatureTable, i: np.ndarray, j: np.ndarray) -> Result:
-    """Chinese full names: exact / homophone-or-variant / close / similar / different."""
+    """Chinese full names: exact / homophone-or-variant / close / similar / same family only / different."""
     ci, cj, ok = _both(t, "name", i, j)
     lv = np.full(len(i), -1, dtype=np.int8)
-    lv[ok] = 4
+    lv[ok] = 5
     exact = ok & (ci == cj)
     pi, pj, _ = _both(t, "name_py", i, j)
     si, sj, _ = _both(t, "name_shape", i, j)
     fi, fj, _ = _both(t, "name_fpy", i, j)
     homo = ok & ~exact & (((pi == pj) & (pi >= 0)) | ((si == sj) & (si >= 0)))
     rest = ok & ~exact & ~homo
+    col = t.col("name")
+    sel = np.flatnonzero(rest)
+    if len(sel):
+        agree = [_readings_agree(col[a], col[b]) for a, b in zip(i[sel].tolist(), j[sel].tolist(), strict=True)]
+        homo[sel[np.asarray(agree, dtype=bool)]] = True
+        rest = ok & ~exact & ~homo
     jw = _sim(t, "name_py", i, j, rest, JaroWinkler.normalized_similarity)
     lev = _sim(t, "name", i, j, rest, Levenshtein.distance)
     fam_i, fam_j, _ = _both(t, "family", i, j)
+    same_fam = (fam_i == fam_j) & (fam_i >= 0)
+    longer = np.fromiter((len(v) >= 3 for v in col), dtype=bool, count=len(col))
     fuzzy = rest & (fi == fj) & (fi >= 0)
     # one character wrong (typed a different character) but the surname agrees and the sound is near
-    one_char = rest & (lev <= 1) & (fam_i == fam_j) & (jw >= 0.85)
-    # one name contains the other (神农 / 神农氏, a dropped or added character)
+    one_char = rest & (lev <= 1) & same_fam & (jw >= 0.85)
     close = fuzzy | one_char | (rest & (jw >= 0.94))
-    similar = rest & ~close & ((jw >= 0.82) | (lev <= 1))
+    similar = rest & ~close & ((jw >= 0.82) | ((lev <= 1) & longer[i] & longer[j]))
+    lv[rest & ~close & ~similar & same_fam] = 4
     lv[similar] = 3
     lv[close] = 2
     lv[homo] = 1
@@ -197,6 +223,14 @@ def compare_id(t: FeatureTable, i: np.ndarray, j: np.ndarray) -> Result:
     return lv, None
 
 
+def id_conflict(t: FeatureTable, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+    """Both records carry *valid* resident IDs and they differ: almost surely two people (MOD 11-2 catches
+    every single-digit error and adjacent swap, so a typo cannot turn one valid ID into another)."""
+    ci, cj, ok = _both(t, "id", i, j)
+    valid = np.fromiter((bool(v) for v in t.col("id_valid")), dtype=bool, count=len(t))
+    return ok & (ci != cj) & valid[i] & valid[j]
+
+
 def compare_phone(t: FeatureTable, i: np.ndarray, j: np.ndarray) -> Result:
     """Phones: exact / one digit off or swapped, or same last 8 digits / different. Shared numbers say less."""
     ci, cj, ok = _both(t, "phone", i, j)
@@ -296,7 +330,7 @@ def _exact(field: str) -> Callable[[FeatureTable, np.ndarray, np.ndarray], Resul
     return fn
 
 
-NAME_ZH = Comparison("name", ("exact", "homophone_or_variant", "close", "similar", "different"),
+NAME_ZH = Comparison("name", ("exact", "homophone_or_variant", "close", "similar", "family_only", "different"),
                      compare_name_zh, ("name",), tf_levels=(0, 1))
 GIVEN = Comparison("given", ("exact", "jw92", "jw80_or_soundex", "different"), compare_given, ("given",), (0,))
 FAMILY = Comparison("family", ("exact", "jw92", "jw80_or_soundex", "different"), compare_family, ("family",), (0,))

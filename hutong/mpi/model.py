@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from hutong.mpi.compare import BY_NAME, Comparison, compare_all
+from hutong.mpi.compare import BY_NAME, Comparison, compare_all, id_conflict
 from hutong.mpi.features import FeatureTable
 
 #: HL7 match-grade codes (http://terminology.hl7.org/CodeSystem/match-grade).
@@ -30,6 +30,8 @@ class Thresholds:
     possible: float = 0.5
     #: Batch deduplication joins records whose pair probability reaches this.
     link: float = 0.9
+    #: Highest probability allowed for two records with different *valid* resident IDs.
+    id_conflict_cap: float = 0.3
 
     def grade(self, p: float) -> str:
         """The HL7 match grade for probability ``p``."""
@@ -40,6 +42,27 @@ class Thresholds:
         if p >= self.possible:
             return "possible"
         return "certainly-not"
+
+
+def _monotone(m: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """Make the Bayes factor m/u non-increasing from the best level to the worst (pool adjacent violators,
+    weighted by u): a closer agreement can never be weaker evidence than a looser one."""
+    blocks: list[list[float]] = []  # [sum_m, sum_u, count]
+    for mv, uv in zip(m.tolist(), u.tolist(), strict=True):
+        blocks.append([mv, uv, 1])
+        while len(blocks) > 1 and blocks[-2][0] / blocks[-2][1] < blocks[-1][0] / blocks[-1][1]:
+            b = blocks.pop()
+            blocks[-1][0] += b[0]
+            blocks[-1][1] += b[1]
+            blocks[-1][2] += b[2]
+    out = []
+    pos = 0
+    for sm, su, cnt in blocks:
+        ratio = sm / su
+        out += [ratio * x for x in u[pos:pos + cnt]]
+        pos += cnt
+    arr = np.asarray(out, dtype=float)
+    return arr / arr.sum()
 
 
 def _initial_m(n_levels: int) -> np.ndarray:
@@ -107,8 +130,8 @@ class Model:
             return self
         patterns, counts = np.unique(gamma, axis=0, return_counts=True)
         counts = counts.astype(float)
-        lam = lam0 if lam0 is not None else max(1e-4, min(0.5, self.lam if self.lam > 0.01 else 0.1))
-        m = [x.copy() for x in self.m]
+        m, seed_lam = self._seed_m(patterns, counts)
+        lam = lam0 if lam0 is not None else seed_lam
         logu = self._log_table(self.u, patterns)
         it = 0
         for step in range(1, max_iter + 1):
@@ -126,7 +149,7 @@ class Model:
                 s = np.bincount(col[mask].astype(np.int64), weights=wc[mask], minlength=len(m[k]))
                 tot = s.sum()
                 nm = (s + 1e-6) / (tot + 1e-6 * len(s)) if tot > 0 else m[k]
-                new_m.append(nm)
+                new_m.append(_monotone(nm, self.u[k]))
             new_lam = float(wc.sum() / counts.sum())
             new_lam = min(max(new_lam, 1e-6), 1 - 1e-6)
             delta = max(float(np.max(np.abs(a_ - b_))) for a_, b_ in zip(new_m, m, strict=True))
@@ -134,8 +157,61 @@ class Model:
             m, lam = new_m, new_lam
             if delta < tol:
                 break
+        if self._diverged(m):
+            # EM wandered into another mode (e.g. "same household"): keep the seed estimate, refit λ only
+            m = self._seed
+            logm = self._log_table(m, patterns)
+            a = math.log(lam) + logm
+            b = math.log(1 - lam) + logu
+            mx = np.maximum(a, b)
+            w = np.exp(a - mx) / (np.exp(a - mx) + np.exp(b - mx))
+            lam = float(min(max((w * counts).sum() / counts.sum(), 1e-6), 1 - 1e-6))
+            it = -it
         self.m, self.lam, self.em_iterations = m, lam, it
         return self
+
+    def _diverged(self, m: list[np.ndarray]) -> bool:
+        """Implausible for true matches: most of them disagreeing completely on name or birth date."""
+        for k, name in enumerate(self.comparisons):
+            if name in ("name", "birth_date", "id_number") and m[k][-1] > 0.3:
+                return True
+        return False
+
+    def _seed_m(self, patterns: np.ndarray, counts: np.ndarray) -> tuple[list[np.ndarray], float]:
+        """Starting point for EM, as Splink trains in sessions: ``m`` of every field from pairs sharing the ID
+        number (except the ID itself), and ``m`` of the ID from pairs sharing name and birth date. EM then
+        starts in the "same person" mode rather than, say, "same household"."""
+        names_ = self.comparisons
+        col = {n: k for k, n in enumerate(names_)}
+        m = [x.copy() for x in self.m]
+        rules: list[tuple[np.ndarray, set[str]]] = []
+        if "id_number" in col:
+            rules.append((patterns[:, col["id_number"]] == 0, {"id_number"}))
+        name_cols = [col[n] for n in ("name", "given", "family") if n in col]
+        if name_cols and "birth_date" in col:
+            rule = patterns[:, col["birth_date"]] == 0
+            for k in name_cols:
+                rule &= patterns[:, k] == 0
+            rules.append((rule, {"birth_date", *[names_[k] for k in name_cols]}))
+        done: set[str] = set()
+        any_seed = np.zeros(len(patterns), dtype=bool)
+        for seed, used in rules:
+            if counts[seed].sum() < 10:
+                continue
+            any_seed |= seed
+            for k, name in enumerate(names_):
+                if name in used or name in done:
+                    continue
+                c = patterns[seed, k]
+                mask = c >= 0
+                if mask.any():
+                    s = np.bincount(c[mask].astype(np.int64), weights=counts[seed][mask], minlength=len(m[k]))
+                    m[k] = _monotone((s + 1.0) / (s.sum() + len(s)), self.u[k])
+                    done.add(name)
+        n_seed = counts[any_seed].sum()
+        lam = float(min(0.9, max(0.01, n_seed / counts.sum()))) if n_seed else 0.1
+        self._seed = [x.copy() for x in m]
+        return m, lam
 
     @staticmethod
     def _log_table(probs: list[np.ndarray], patterns: np.ndarray) -> np.ndarray:
@@ -183,7 +259,15 @@ class Model:
         bf = self.bayes_factors(gamma, tf)
         prior = math.log2(self.lam / (1 - self.lam))
         w = np.clip(prior + bf.sum(axis=1), -60, 60)
-        return 1.0 / (1.0 + np.power(2.0, -w)), gamma, bf
+        p = 1.0 / (1.0 + np.power(2.0, -w))
+        return self.apply_rules(p, t, i, j), gamma, bf
+
+    def apply_rules(self, p: np.ndarray, t: FeatureTable, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+        """Hard evidence on top of the weights: different valid resident IDs cap the probability."""
+        if "id_number" in self.comparisons:
+            conflict = id_conflict(t, i, j)
+            p = np.where(conflict, np.minimum(p, self.thresholds.id_conflict_cap), p)
+        return p
 
     # --- persistence -------------------------------------------------------------------------------------
 
