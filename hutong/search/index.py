@@ -1,0 +1,478 @@
+"""``SearchIndex``: the store's search engine (write-time extraction, search, bundles, paging).
+
+The store calls ``index_rows`` on every write (rows inserted in the same transaction), ``clear`` before
+re-indexing or on delete, ``search_ids`` for conditional interactions and ``search`` for FHIR searches.
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+import uuid
+from urllib.parse import quote, urlencode
+
+import orjson
+from sqlalchemy import and_, case, delete, false, func, or_, select, tuple_
+
+from hutong.fhir.outcome import FhirError, Issue, operation_outcome
+from hutong.search.extract import extract
+from hutong.search.params import RESULT_PARAMS, Registry, registry
+from hutong.search.query import Planner, UnknownParam, bad, split_values
+from hutong.search.tables import ALL_TABLES, sp_reference
+from hutong.store.schema import resource as R
+
+SUBSETTED = {"system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue", "code": "SUBSETTED"}
+MAX_INCLUDES = 5000
+ITERATE_ROUNDS = 5
+
+
+def _instant_now() -> str:
+    t = time.time()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1000):03d}Z"
+
+
+def encode_cursor(values: list, backward: bool) -> str:
+    raw = orjson.dumps({"v": values, "b": 1 if backward else 0})
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(token: str, nkeys: int) -> tuple[list, bool]:
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        doc = orjson.loads(raw)
+        values, backward = doc["v"], bool(doc.get("b"))
+    except (ValueError, KeyError, TypeError, orjson.JSONDecodeError):
+        raise bad("invalid _cursor (paging links are opaque; follow them as given)", "_cursor") from None
+    if not isinstance(values, list) or len(values) != nkeys:
+        raise bad("_cursor does not belong to this search", "_cursor")
+    return values, backward
+
+
+def summarize(res: dict, mode: str | None, elements: list[str] | None, reg: Registry) -> dict:
+    """Apply ``_summary``/``_elements`` to one resource (returns a new dict, tagged SUBSETTED)."""
+    if not mode and not elements:
+        return res
+    rtype = res.get("resourceType", "")
+    if mode == "data":
+        out = {k: v for k, v in res.items() if k != "text"}
+    elif mode == "false" or mode is None and not elements:
+        return res
+    else:
+        if mode == "true":
+            wanted = reg.summary.get(rtype, [])
+        elif mode == "text":
+            wanted = ["text", *reg.mandatory.get(rtype, [])]
+        else:
+            wanted = list(elements or [])
+        keep = {"resourceType", "id", "meta"}
+        prefixes = []
+        for w in wanted:
+            if w.endswith("[x]"):
+                prefixes.append(w[:-3])
+            else:
+                keep.add(w)
+        out = {
+            k: v for k, v in res.items()
+            if k in keep or any(k.startswith(p) and k[len(p): len(p) + 1].isupper() for p in prefixes)
+        }
+    meta = dict(out.get("meta") or {})
+    meta["tag"] = [*(meta.get("tag") or []), SUBSETTED]
+    out["meta"] = meta
+    return out
+
+
+class SearchIndex:
+    """Search parameters extracted at write time into ``sp_*`` tables, and FHIR search over them."""
+
+    def __init__(self, reg: Registry | None = None):
+        self.reg = reg or registry()
+
+    # ------------------------------------------------------------------ write side
+    def index_rows(self, res_type: str, res_id: str, resource: dict) -> list:
+        """``(table, row)`` pairs to insert for the current version of ``resource``."""
+        rows = extract(self.reg, res_type, resource)
+        for _t, row in rows:
+            row["res_type"] = res_type
+            row["res_id"] = res_id
+        return rows
+
+    def clear(self, conn, res_type: str, res_id: str) -> None:
+        """Delete every index row of one resource (before re-indexing it, or on delete)."""
+        for t in ALL_TABLES:
+            conn.execute(delete(t).where(t.c.res_type == res_type, t.c.res_id == res_id))
+
+    # ------------------------------------------------------------------ parameters
+    def supported_params(self) -> dict[str, list[dict]]:
+        """Per resource type: name, type, definition URL and documentation of every supported parameter."""
+        out = {}
+        for rtype, params in self.reg.by_type.items():
+            out[rtype] = [
+                {"name": p.code, "type": p.type, "definition": p.url, "documentation": p.doc}
+                for p in sorted(params.values(), key=lambda p: p.code)
+            ]
+        return out
+
+    def unsupported_params(self) -> list[dict]:
+        """Parameters of the official definitions that are not supported, with the reason."""
+        return [{"name": u["code"], "base": u["base"], "reason": u["reason"]} for u in self.reg.unsupported]
+
+    # ------------------------------------------------------------------ planning
+    def _split(self, params: list[tuple[str, str]]):
+        control: list[tuple[str, str]] = []
+        filters: list[tuple[str, str]] = []
+        for name, value in params:
+            base = name.split(":", 1)[0]
+            if base in RESULT_PARAMS or base in ("_include", "_revinclude"):
+                control.append((name, value))
+            else:
+                filters.append((name, value))
+        return control, filters
+
+    def _conditions(self, res_type: str | None, types: list[str] | None, filters, strict: bool, base_url: str,
+                    issues: list[Issue]):
+        planner = Planner(self.reg, base_url)
+        if res_type is not None:
+            conds = [R.c.res_type == res_type, R.c.deleted == false()]
+            for name, raw in filters:
+                try:
+                    conds.append(planner.filter(res_type, R.c.res_id, name, raw))
+                except UnknownParam as exc:
+                    self._unknown(exc, strict, issues)
+            return conds
+        conds = [R.c.deleted == false()]
+        if types:
+            per_type = {t: [] for t in types}
+            for name, raw in filters:
+                built = {}
+                try:
+                    for t in types:
+                        built[t] = planner.filter(t, R.c.res_id, name, raw)
+                except UnknownParam as exc:
+                    self._unknown(exc, strict, issues)
+                    continue
+                for t in types:
+                    per_type[t].append(built[t])
+            conds.append(or_(*[and_(R.c.res_type == t, *c) for t, c in per_type.items()]))
+            return conds
+        pair = tuple_(R.c.res_type, R.c.res_id)
+        for name, raw in filters:
+            try:
+                if "." in name or name.startswith("_has"):
+                    raise UnknownParam(name, f"{name}: chained and _has parameters need a resource type (_type)")
+                conds.append(planner.filter(None, pair, name, raw))
+            except UnknownParam as exc:
+                if exc.why.startswith("unknown search parameter"):
+                    exc = UnknownParam(name, f"search parameter {name!r} is not common to all types; add _type")
+                self._unknown(exc, strict, issues)
+        return conds
+
+    @staticmethod
+    def _unknown(exc: UnknownParam, strict: bool, issues: list[Issue]) -> None:
+        if strict:
+            raise FhirError(400, "not-supported", exc.why, exc.name)
+        issues.append(Issue("warning", "not-supported", f"{exc.why}; the parameter was ignored", [exc.name]))
+
+    def _compartment_cond(self, res_type: str, compartment: tuple[str, str]):
+        ctype, cid = compartment
+        comp = self.reg.compartments.get(ctype)
+        if comp is None:
+            raise FhirError(404, "not-found", f"{ctype} is not a compartment type")
+        if res_type == ctype:
+            return R.c.res_id == cid
+        params = comp.get(res_type)
+        if not params:
+            return false()
+        t = sp_reference
+        return R.c.res_id.in_(
+            select(t.c.res_id).where(
+                t.c.res_type == res_type, t.c.param.in_(params), t.c.target_type == ctype, t.c.target_id == cid
+            )
+        )
+
+    # ------------------------------------------------------------------ search_ids
+    def search_ids(self, conn, res_type: str, params: list[tuple[str, str]], limit: int | None = None) -> list[str]:
+        """Ids of current resources of ``res_type`` matching ``params`` (unknown parameters: 400)."""
+        _control, filters = self._split(params)
+        conds = self._conditions(res_type, None, filters, True, "", [])
+        stmt = select(R.c.res_id).where(*conds).order_by(R.c.res_id)
+        if limit is not None:
+            stmt = stmt.limit(limit)
+        return [row[0] for row in conn.execute(stmt)]
+
+    # ------------------------------------------------------------------ search
+    def search(self, tx, res_type: str | None, params: list[tuple[str, str]], *, base_url: str, strict: bool,
+               compartment: tuple[str, str] | None = None) -> dict:
+        """A searchset Bundle for a type, system or compartment search."""
+        conn = tx.conn
+        settings = getattr(getattr(tx, "store", None), "settings", None)
+        default_count = getattr(settings, "default_count", 50)
+        max_count = getattr(settings, "max_count", 1000)
+        base_url = base_url.rstrip("/")
+        issues: list[Issue] = []
+        control, filters = self._split(params)
+        opts = self._options(control, res_type, strict, issues, default_count, max_count)
+
+        types = opts["types"]
+        if res_type is None and types:
+            for t in types:
+                if not self.reg.is_type(t):
+                    raise bad(f"_type: unknown resource type {t!r}", "_type")
+        conds = self._conditions(res_type, types, filters, strict, base_url, issues)
+        if compartment is not None:
+            if res_type is None:
+                raise bad("a compartment search needs a resource type")
+            conds.append(self._compartment_cond(res_type, compartment))
+
+        planner = Planner(self.reg, base_url)
+        keys = []  # (expression, descending, nullable)
+        for code, desc in opts["sort"]:
+            try:
+                expr, default = planner.sort_expr(res_type, code, desc)
+            except UnknownParam as exc:
+                self._unknown(exc, strict, issues)
+                continue
+            if code in ("_id", "_lastUpdated"):
+                keys.append((expr, desc))
+            else:
+                keys.append((case((expr.is_(None), 1), else_=0), False))
+                keys.append((func.coalesce(expr, default), desc))
+        if res_type is None:
+            keys.append((R.c.res_type, False))
+        if not any(k[0] is R.c.res_id for k in keys):
+            keys.append((R.c.res_id, False))
+
+        count = opts["count"]
+        total = None
+        entries: list[dict] = []
+        links: list[dict] = []
+        path = f"/{compartment[0]}/{compartment[1]}/{res_type}" if compartment else (f"/{res_type}" if res_type else "")
+        link_params = [(k, v) for k, v in params if k != "_cursor"]
+
+        def link(cursor: str | None) -> str:
+            q = link_params + ([("_cursor", cursor)] if cursor else [])
+            return f"{base_url}{path}" + ("?" + urlencode(q, quote_via=quote, safe=":|,/$*") if q else "")
+
+        if opts["summary"] == "count" or count == 0:
+            total = conn.execute(select(func.count()).select_from(R).where(*conds)).scalar_one()
+            links.append({"relation": "self", "url": link(None)})
+        else:
+            cursor_vals, backward = (None, False)
+            if opts["cursor"]:
+                cursor_vals, backward = decode_cursor(opts["cursor"], len(keys))
+            where = list(conds)
+            if cursor_vals is not None:
+                where.append(self._keyset(keys, cursor_vals, backward))
+            order = []
+            for expr, desc in keys:
+                rev = desc != backward
+                order.append(expr.desc() if rev else expr.asc())
+            cols = [R.c.res_type, R.c.res_id, R.c.content] + [k[0].label(f"k{i}") for i, k in enumerate(keys)]
+            stmt = select(*cols).where(*where).order_by(*order).limit(count + 1)
+            rows = conn.execute(stmt).all()
+            more = len(rows) > count
+            rows = rows[:count]
+            if backward:
+                rows.reverse()
+            page_keys = [[row[3 + i] for i in range(len(keys))] for row in rows]
+            matches = []
+            for row in rows:
+                res = orjson.loads(row[2])
+                matches.append(res)
+                entries.append({
+                    "fullUrl": f"{base_url}/{row[0]}/{row[1]}",
+                    "resource": summarize(res, opts["summary"], opts["elements"], self.reg),
+                    "search": {"mode": "match"},
+                })
+            links.append({"relation": "self", "url": link(opts["cursor"])})
+            has_next = more if not backward else bool(opts["cursor"])
+            has_prev = (more if backward else bool(opts["cursor"])) and bool(rows)
+            if rows and has_next:
+                links.append({"relation": "next", "url": link(encode_cursor(_jsonable(page_keys[-1]), False))})
+            if rows and has_prev:
+                links.append({"relation": "previous", "url": link(encode_cursor(_jsonable(page_keys[0]), True))})
+            if opts["include"] or opts["revinclude"]:
+                entries.extend(self._includes(conn, matches, opts, base_url, issues))
+            if opts["total"] == "accurate" or opts["total"] is None:
+                if not opts["cursor"] and not more:
+                    total = len(rows)
+                elif opts["total"] == "accurate" or opts["total"] is None:
+                    total = conn.execute(select(func.count()).select_from(R).where(*conds)).scalar_one()
+        bundle: dict = {
+            "resourceType": "Bundle",
+            "id": str(uuid.uuid4()),
+            "meta": {"lastUpdated": _instant_now()},
+            "type": "searchset",
+        }
+        if total is not None:
+            bundle["total"] = total
+        bundle["link"] = links
+        if issues:
+            entries.append({
+                "fullUrl": f"urn:uuid:{uuid.uuid4()}",
+                "resource": operation_outcome(issues),
+                "search": {"mode": "outcome"},
+            })
+        if entries:
+            bundle["entry"] = entries
+        return bundle
+
+    @staticmethod
+    def _keyset(keys, vals, backward: bool):
+        ors = []
+        for i, (expr, desc) in enumerate(keys):
+            after = (expr < vals[i]) if (desc != backward) else (expr > vals[i])
+            ors.append(and_(*[keys[j][0] == vals[j] for j in range(i)], after))
+        return or_(*ors)
+
+    def _options(self, control, res_type, strict, issues, default_count, max_count) -> dict:
+        opts: dict = {
+            "count": default_count, "sort": [], "include": [], "revinclude": [], "summary": None,
+            "elements": None, "total": None, "cursor": None, "types": None,
+        }
+        for name, value in control:
+            base, _, modifier = name.partition(":")
+            if base == "_count":
+                try:
+                    n = int(value)
+                except ValueError:
+                    raise bad(f"_count must be a non-negative integer, not {value[:40]!r}", "_count") from None
+                if n < 0:
+                    raise bad("_count must not be negative", "_count")
+                opts["count"] = min(n, max_count)
+            elif base == "_sort":
+                for item in value.split(","):
+                    item = item.strip()
+                    if item:
+                        opts["sort"].append((item.lstrip("-"), item.startswith("-")))
+            elif base in ("_include", "_revinclude"):
+                if modifier not in ("", "iterate", "recurse"):
+                    raise bad(f"unsupported modifier on {name}", name)
+                opts[base[1:]].append((value, modifier in ("iterate", "recurse")))
+            elif base == "_summary":
+                if value not in ("true", "false", "text", "data", "count"):
+                    raise bad(f"_summary must be true, false, text, data or count, not {value[:40]!r}", "_summary")
+                opts["summary"] = value
+            elif base == "_elements":
+                opts["elements"] = [e.strip().split(".")[-1] for e in value.split(",") if e.strip()]
+            elif base == "_total":
+                if value not in ("none", "estimate", "accurate"):
+                    raise bad(f"_total must be none, estimate or accurate, not {value[:40]!r}", "_total")
+                opts["total"] = "accurate" if value == "estimate" else value
+            elif base == "_cursor":
+                opts["cursor"] = value
+            elif base == "_type":
+                if res_type is None:
+                    opts["types"] = [t.strip() for t in value.split(",") if t.strip()]
+                else:
+                    self._unknown(UnknownParam("_type", "_type applies to system-level search only"), strict, issues)
+            elif base == "_contained":
+                if value != "false":
+                    self._unknown(UnknownParam(name, "searching contained resources is not supported"), strict, issues)
+            elif base in ("_containedType",):
+                self._unknown(UnknownParam(name, "searching contained resources is not supported"), strict, issues)
+            elif base == "_since":
+                self._unknown(UnknownParam(name, "_since applies to history and $everything"), strict, issues)
+        if opts["summary"] and opts["elements"]:
+            raise bad("_summary and _elements cannot be combined", "_elements")
+        return opts
+
+    # ------------------------------------------------------------------ _include / _revinclude
+    def _includes(self, conn, matches: list[dict], opts: dict, base_url: str, issues: list[Issue]) -> list[dict]:
+        seen = {(m["resourceType"], m["id"]) for m in matches}
+        out: list[dict] = []
+        frontier = matches
+        for round_no in range(ITERATE_ROUNDS + 1):
+            if not frontier:
+                break
+            found: dict[tuple[str, str], None] = {}
+            for spec, iterate in opts["include"]:
+                if round_no > 0 and not iterate:
+                    continue
+                for key in self._forward(conn, frontier, spec):
+                    if key not in seen:
+                        found[key] = None
+            for spec, iterate in opts["revinclude"]:
+                if round_no > 0 and not iterate:
+                    continue
+                for key in self._reverse(conn, frontier, spec):
+                    if key not in seen:
+                        found[key] = None
+            if len(seen) + len(found) > MAX_INCLUDES:
+                issues.append(Issue("warning", "too-costly", f"included resources were limited to {MAX_INCLUDES}"))
+                found = dict(list(found.items())[: max(0, MAX_INCLUDES - len(seen))])
+            frontier = self._load(conn, list(found))
+            for res in frontier:
+                seen.add((res["resourceType"], res["id"]))
+                out.append({
+                    "fullUrl": f"{base_url}/{res['resourceType']}/{res['id']}",
+                    "resource": res,
+                    "search": {"mode": "include"},
+                })
+            if not any(it for _s, it in opts["include"] + opts["revinclude"]):
+                break
+        return out
+
+    def _parse_inc(self, spec: str, name: str):
+        parts = spec.split(":")
+        if not parts[0] or not self.reg.is_type(parts[0]) and parts[0] != "*":
+            raise bad(f"invalid {name} value {spec!r}: Type:param[:TargetType]", name)
+        src = parts[0]
+        code = parts[1] if len(parts) > 1 else "*"
+        target = parts[2] if len(parts) > 2 else None
+        if code != "*" and src != "*":
+            p = self.reg.get(src, code)
+            if p is None or p.type != "reference":
+                raise bad(f"{name}: {src} has no reference parameter {code!r}", name)
+        return src, code, target
+
+    def _forward(self, conn, frontier: list[dict], spec: str):
+        src, code, target = self._parse_inc(spec, "_include")
+        ids = [r["id"] for r in frontier if src in ("*", r["resourceType"])]
+        if not ids:
+            return []
+        t = sp_reference
+        conds = [t.c.res_id.in_(ids), t.c.target_id.is_not(None)]
+        if src != "*":
+            conds.append(t.c.res_type == src)
+        if code != "*":
+            conds.append(t.c.param == code)
+        if target:
+            conds.append(t.c.target_type == target)
+        stmt = select(t.c.target_type, t.c.target_id).where(*conds).distinct()
+        return [(a, b) for a, b in conn.execute(stmt)]
+
+    def _reverse(self, conn, frontier: list[dict], spec: str):
+        src, code, target = self._parse_inc(spec, "_revinclude")
+        by_type: dict[str, list[str]] = {}
+        for r in frontier:
+            if target is None or r["resourceType"] == target:
+                by_type.setdefault(r["resourceType"], []).append(r["id"])
+        if not by_type:
+            return []
+        t = sp_reference
+        conds = [or_(*[and_(t.c.target_type == tt, t.c.target_id.in_(ids)) for tt, ids in by_type.items()])]
+        if src != "*":
+            conds.append(t.c.res_type == src)
+        if code != "*":
+            conds.append(t.c.param == code)
+        stmt = select(t.c.res_type, t.c.res_id).where(*conds).distinct()
+        return [(a, b) for a, b in conn.execute(stmt)]
+
+    @staticmethod
+    def _load(conn, keys: list[tuple[str, str]]) -> list[dict]:
+        by_type: dict[str, list[str]] = {}
+        for t, i in keys:
+            by_type.setdefault(t, []).append(i)
+        out = []
+        for t, ids in by_type.items():
+            for i in range(0, len(ids), 500):
+                stmt = select(R.c.content).where(R.c.res_type == t, R.c.res_id.in_(ids[i : i + 500]), R.c.deleted == false())
+                out.extend(orjson.loads(row[0]) for row in conn.execute(stmt))
+        return out
+
+
+def _jsonable(vals: list) -> list:
+    return [bool(v) if isinstance(v, bool) else v for v in vals]
+
+
+__all__ = ["SearchIndex", "summarize", "split_values"]
