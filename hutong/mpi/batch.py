@@ -202,6 +202,15 @@ def run(
     return BatchResult(record_ids, cluster_ids, sources, i, j, prob, model, [], timings, len(i))
 
 
+def run_table(t: FeatureTable, *, u_pairs: int = 200_000, seed: int = 1) -> Model:
+    """Fit a model (u by random pairs, m by EM over blocked pairs) on an already normalised table."""
+    comps = choose_comparisons(t)
+    model = Model.estimate_u(comps, t, n_pairs=u_pairs, seed=seed)
+    i, j = candidate_pairs(t)
+    gamma, _ = compare_all(comps, t, i, j)
+    return model.train_em(gamma)
+
+
 def write_clusters(path: Path, result: BatchResult, *, with_source: bool = False) -> None:
     """Write ``record_id,cluster_id`` (plus ``source`` when linking two files)."""
     with open(path, "w", newline="", encoding="utf-8") as fh:
