@@ -240,16 +240,16 @@ class Simulation:
                 rid = None
                 applied.append("id_missing")
             else:
-                r = rng.random()
-                if p.birth.year < 1985 and r < v.id_old15:
+                r = rng.random() if p.birth.year < 1985 else 1.0
+                if r < v.id_old15:
                     rid = p.rid[:6] + p.rid[8:17]
                     applied.append("id_old15")
-                elif r < v.id_old15 + v.id_digit_typo:
+                elif (r := rng.random()) < v.id_digit_typo:
                     i = rng.randrange(6, 17)
                     d = int(rid[i])
                     rid = rid[:i] + str((d + rng.randint(1, 9)) % 10) + rid[i + 1:]
                     applied.append("id_digit_typo")
-                elif r < v.id_old15 + v.id_digit_typo + v.id_transposition:
+                elif r < v.id_digit_typo + v.id_transposition:
                     cands = [i for i in range(0, 16) if rid[i] != rid[i + 1]]
                     i = rng.choice(cands)
                     rid = rid[:i] + rid[i + 1] + rid[i] + rid[i + 2:]

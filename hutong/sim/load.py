@@ -50,7 +50,7 @@ def count_lines(out_dir: Path) -> int:
 
 
 def load(out_dir: Path, url: str, size: int = 500, bundle_type: str = "transaction", progress: bool = True,
-         timeout: float = 300.0, headers: dict | None = None) -> dict:
+         timeout: float = 300.0, headers: dict | None = None, transport: httpx.BaseTransport | None = None) -> dict:
     """POST every resource to the FHIR base ``url``; returns ``{"resources": n, "bundles": m, "errors": k}``.
 
     A ``transaction`` Bundle failing as a whole counts all its entries as errors; in a ``batch`` Bundle each
@@ -64,7 +64,7 @@ def load(out_dir: Path, url: str, size: int = 500, bundle_type: str = "transacti
     first_error = ""
     cols = (TextColumn("[bold]导入 {task.fields[rtype]:<18}"), BarColumn(), MofNCompleteColumn(),
             TextColumn("{task.fields[rate]:>8} 条/秒"), TimeRemainingColumn())
-    with httpx.Client(timeout=timeout) as client, Progress(*cols, disable=not progress) as bar:
+    with httpx.Client(timeout=timeout, transport=transport) as client, Progress(*cols, disable=not progress) as bar:
         task = bar.add_task("load", total=total, rtype="", rate="")
         for rtype, n, body in iter_bundles(out_dir, size, bundle_type):
             resp = client.post(url.rstrip("/"), content=body, headers=hdrs)
