@@ -190,6 +190,8 @@ def issue_card(
     if relationship is not None and relationship not in RELATIONSHIPS:
         raise FhirError(400, "invalid", f"relationship must be one of {', '.join(RELATIONSHIPS)}", "relationship")
     subject = identity.subject_for_patient(store, patient_id)
+    # Records of the same person (patient index): a card issued before the index linked them counts too.
+    linked_refs = [f"Patient/{p.get('id')}" for p in identity.linked_patients(store, patient_id) if p.get("id")]
     token = secrets.token_urlsafe(32)
     ts = now_us()
     with store.write() as tx:
@@ -200,7 +202,10 @@ def issue_card(
             if g.subject == subject:
                 raise FhirError(422, "business-rule", "监护人不能是本人 (guardian is the same person)", "guardian")
         existing = tx.conn.execute(
-            select(card_card.c.card_id).where(card_card.c.live_subject == subject)
+            select(card_card.c.card_id).where(
+                (card_card.c.live_subject == subject)
+                | (card_card.c.patient.in_(linked_refs or [f"Patient/{patient_id}"]) & card_card.c.live_subject.is_not(None))
+            )
         ).first()
         if existing is not None and existing.card_id != replaces:
             raise FhirError(

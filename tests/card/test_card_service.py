@@ -327,7 +327,13 @@ def test_identity_fallback_without_mpi_and_with_mpi(world, monkeypatch):
         def person_for_patient(store, pid):
             return "Person/per1"
 
+    monkeypatch.setattr(identity, "_mpi", lambda: None)
+    early, _ = S.issue_card(world, "Patient/p1")  # issued before the index linked the records
     monkeypatch.setattr(identity, "_mpi", lambda: FakeMpi)
+    with pytest.raises(FhirError) as err:
+        S.issue_card(world, "Patient/p1-h2")
+    assert early["card_id"] in err.value.diagnostics
+    S.set_status(world, early["card_id"], "revoked")
     card, _ = S.issue_card(world, "Patient/p1")
     assert card["subject"] == "Person/per1"
     with pytest.raises(FhirError):  # the same person through another record
