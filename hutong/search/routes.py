@@ -1,8 +1,9 @@
-"""HTTP routes of the search capability: ``Patient/$everything`` and Bulk Data ``$export``.
+"""HTTP routes of the search capability: system search, ``Patient/$everything`` and Bulk Data ``$export``.
 
-Type, system and compartment searches (``GET /fhir/{type}``, ``POST /fhir/{type}/_search``, ``GET /fhir?…``,
-``GET /fhir/Patient/{id}/Observation``) go through the generic FHIR dispatcher (``hutong.fhir.rest``), which
-calls ``SearchIndex.search``; this router only adds the operations the dispatcher does not know.
+Type and compartment searches (``GET /fhir/{type}``, ``POST /fhir/{type}/_search``,
+``GET /fhir/Patient/{id}/Observation``) are routed by the generic FHIR routes to the dispatcher
+(``hutong.fhir.rest``), which calls ``SearchIndex.search``; this router adds ``GET /fhir?…`` (through the same
+dispatcher) and the operations the dispatcher does not know.
 """
 
 from __future__ import annotations
@@ -96,6 +97,17 @@ def compartment_filter(comp_type: str, ids: list[str] | None, types: list[str] |
     from sqlalchemy import or_
 
     return or_(*conds)
+
+
+# ---------------------------------------------------------------------------------------- system search
+@router.get("/fhir", summary="Search across all types (system search; needs parameters or _type)")
+@router.get("/fhir/", include_in_schema=False)
+async def system_search(request: Request, caller: Caller = Depends(get_caller)):
+    if not request.query_params:
+        raise FhirError(404, "not-supported", "GET on the base needs search parameters (or _type)")
+    from hutong.api.fhir_routes import handle
+
+    return await handle(request, "", caller)
 
 
 # ---------------------------------------------------------------------------------------- $everything
