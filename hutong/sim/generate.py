@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import bisect
-import hashlib
 import itertools
 import math
 import random
@@ -42,26 +41,22 @@ def _poisson(rng: random.Random, lam: float) -> int:
 
 
 def _ts(d: datetime) -> str:
-    return d.strftime("%Y-%m-%dT%H:%M:%S") + _TZ
+    return f"{d.year:04d}-{d.month:02d}-{d.day:02d}T{d.hour:02d}:{d.minute:02d}:{d.second:02d}+08:00"
 
 
 class _Ids:
-    """Opaque, deterministic ids: a keyed hash of (seed, kind, counter). Opaque so that ids do not leak which
-    source records belong to the same person."""
+    """Opaque, deterministic ids: 80 random bits from a generator seeded by the run's seed. Opaque so that ids
+    do not leak which source records belong to the same person; deterministic because the generation order is."""
 
     def __init__(self, seed: int) -> None:
-        self.key = hashlib.blake2b(f"hutong-sim:{seed}".encode(), digest_size=16).digest()
-        self.n = 0
+        self._bits = random.Random(f"hutong-sim-ids:{seed}").getrandbits
 
     def __call__(self) -> str:
-        self.n += 1
-        return hashlib.blake2b(self.n.to_bytes(8, "little"), key=self.key, digest_size=10).hexdigest()
+        return f"{self._bits(80):020x}"
 
     def uid(self) -> str:
-        """A DICOM UID under 2.25 (UUID-derived)."""
-        self.n += 1
-        h = hashlib.blake2b(self.n.to_bytes(8, "little"), key=self.key, digest_size=16).digest()
-        return "2.25." + str(int.from_bytes(h, "big") >> 1)
+        """A DICOM UID under 2.25 (a 127-bit random integer, as for UUID-derived UIDs)."""
+        return f"2.25.{self._bits(127)}"
 
 
 class Simulation:

@@ -51,7 +51,7 @@ class Writer:
 
     def write(self, res: dict, org: str | None = None) -> None:
         t = res["resourceType"]
-        line = orjson.dumps(res) + b"\n"
+        line = orjson.dumps(res, option=orjson.OPT_APPEND_NEWLINE)
         self.counts[t] += 1
         if t == "Patient":
             self._buckets[int(res["id"][:4], 16) % _PATIENT_BUCKETS].write(line)
