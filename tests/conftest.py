@@ -136,5 +136,5 @@ def fhir(server):
     """An ``httpx.Client`` pointed at the live server's FHIR base."""
     import httpx
 
-    with httpx.Client(base_url=server + "/fhir", timeout=30) as client:
+    with httpx.Client(base_url=server + "/fhir", timeout=180) as client:
         yield client

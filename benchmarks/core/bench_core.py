@@ -28,7 +28,7 @@ from pathlib import Path
 import httpx
 import orjson
 import psutil
-from sqlalchemy import Column, MetaData, String, Table, Text, create_engine, insert, select, text
+from sqlalchemy import Column, MetaData, String, Table, Text, create_engine, insert, text
 
 REPO = Path(__file__).resolve().parents[2]
 DATA = REPO.parent / "shared" / "data" / "synthea_fhir_r4" / "smart_2019"

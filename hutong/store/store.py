@@ -31,6 +31,8 @@ from hutong.store.engine import create_schema, make_engine
 from hutong.store.outbox import ChangeEvent, Outbox
 
 ID_RE = re.compile(r"^[A-Za-z0-9\-\.]{1,64}$")
+#: A conditional reference (``Patient?identifier=…``), resolved by search in bundles.
+CONDITIONAL_REF = re.compile(r"^[A-Z][A-Za-z]+\?")
 _REF_RE = re.compile(r"^([A-Z][A-Za-z]+)/([A-Za-z0-9\-\.]{1,64})(?:/_history/([A-Za-z0-9\-\.]{1,64}))?$")
 #: Advisory lock key (PostgreSQL) that orders change-event sequence numbers by commit order.
 _OUTBOX_LOCK = 72616471
@@ -105,8 +107,8 @@ def _check_id(res_id: str, expression: str = "id") -> None:
 
 
 def reference_objects(resource: dict) -> list[dict]:
-    """Every ``Reference``-like object (a dict with a string ``reference``) in ``resource``, outside
-    ``contained``. Iterative and path-free because it runs several times per write; see
+    """Every ``Reference``-like object (a dict with a string ``reference``) in ``resource``,
+    contained resources included. Iterative and path-free because it runs several times per write; see
     ``iter_references`` when a path is needed for a message."""
     found: list[dict] = []
     stack: list = [resource]
@@ -117,9 +119,9 @@ def reference_objects(resource: dict) -> list[dict]:
             ref = node.get("reference")
             if ref is not None and type(ref) is str:
                 found.append(node)
-            for key, value in node.items():
+            for value in node.values():
                 t = type(value)
-                if (t is dict or t is list) and key != "contained":
+                if t is dict or t is list:
                     push(value)
         else:
             for item in node:
@@ -136,7 +138,7 @@ def iter_references(node, path: str = "") -> Iterator[tuple[dict, str]]:
         if isinstance(ref, str):
             yield node, path
         for key, value in node.items():
-            if key == "contained" or key == "reference":
+            if key == "reference":
                 continue
             if isinstance(value, (dict, list)):
                 yield from iter_references(value, f"{path}.{key}" if path else key)
@@ -215,6 +217,25 @@ class Tx:
         for seq, ev in zip(seqs, self._events, strict=False):
             self.events.append(ChangeEvent(seq=seq, **ev))
         self._events = []
+
+    @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        """Run a block that can fail on its own: on error its writes (sent or buffered) are undone
+        and the transaction goes on. Batch bundles run each entry in one."""
+        self.flush()
+        events_before = len(self._events)
+        nested = self.conn.begin_nested()
+        try:
+            yield
+            self.flush()
+        except BaseException:
+            nested.rollback()
+            self._pending = {}
+            self._new.clear()
+            del self._events[events_before:]
+            raise
+        else:
+            nested.commit()
 
     def _require_writable(self) -> None:
         if not self.writable:
@@ -380,6 +401,9 @@ class Tx:
                     raise bad_request(f"reference {ref!r} names no contained resource",
                                       f"{res_type}.{reference_path(resource, ref_obj)}")
                 continue
+            if CONDITIONAL_REF.match(ref):
+                raise bad_request(f"conditional reference {ref[:120]!r} is only allowed in a transaction or batch",
+                                  f"{res_type}.{reference_path(resource, ref_obj)}")
             if "://" in ref or ref.startswith("urn:"):
                 if ref.startswith("urn:uuid:") or ref.startswith("urn:oid:"):
                     continue
