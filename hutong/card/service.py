@@ -396,7 +396,24 @@ _SEL_CARD = select(card_card.c.status, card_card.c.patient, card_card.c.subject,
     card_card.c.card_id == bindparam("cid")
 )
 _SEL_USE = select(card_code_use.c.institution, card_code_use.c.uses).where(card_code_use.c.nonce == bindparam("n"))
-_INS_USE = insert(card_code_use)
+_INS_USE = {}
+
+
+def _ins_use(store):
+    """``INSERT … ON CONFLICT DO NOTHING`` for the store's dialect (built once per dialect)."""
+    name = store.engine.dialect.name
+    stmt = _INS_USE.get(name)
+    if stmt is None:
+        if name == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as dialect_insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert as dialect_insert
+        stmt = _INS_USE[name] = (
+            dialect_insert(card_code_use)
+            .on_conflict_do_nothing(index_elements=["nonce"])
+            .returning(card_code_use.c.nonce)
+        )
+    return stmt
 _UPD_USE = (
     update(card_code_use).where(card_code_use.c.nonce == bindparam("n")).values(uses=card_code_use.c.uses + 1)
 )
@@ -464,23 +481,24 @@ def verify_scan(store, qr_text: str, ctx: ScanContext, now: float | None = None)
             elif row.status == "revoked":
                 refusal = "card-revoked"
             elif policy != "none":
-                used = tx.conn.execute(_SEL_USE, {"n": code.nonce}).first()
-                if used is None:
-                    tx.conn.execute(
-                        _INS_USE,
-                        {
-                            "nonce": code.nonce,
-                            "card_id": code.card_id,
-                            "institution": ctx.institution,
-                            "first_us": ts,
-                            "uses": 1,
-                            "expires_us": code.expires_at * 1_000_000,
-                        },
-                    )
-                elif policy == "single-use" or used.institution != ctx.institution:
-                    refusal = "replayed"
-                else:
-                    tx.conn.execute(_UPD_USE, {"n": code.nonce})
+                # Insert-if-absent first: the common case (a fresh code) costs one statement.
+                inserted = tx.conn.execute(
+                    _ins_use(store),
+                    {
+                        "nonce": code.nonce,
+                        "card_id": code.card_id,
+                        "institution": ctx.institution,
+                        "first_us": ts,
+                        "uses": 1,
+                        "expires_us": code.expires_at * 1_000_000,
+                    },
+                ).first()
+                if inserted is None:
+                    used = tx.conn.execute(_SEL_USE, {"n": code.nonce}).first()
+                    if policy == "single-use" or used is None or used.institution != ctx.institution:
+                        refusal = "replayed"
+                    else:
+                        tx.conn.execute(_UPD_USE, {"n": code.nonce})
             _log_scan(tx, ctx, refusal or "accepted", ts, code.card_id, code.kid)
     except FhirError as exc:
         if exc.status != 409:
