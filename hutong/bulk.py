@@ -43,6 +43,11 @@ class ImportSummary:
         if len(self.errors) < 20:
             self.errors.append(f"{where}: {message}")
 
+    def add(self, other: ImportSummary) -> None:
+        self.resources += other.resources
+        self.created.update(other.created)
+        self.updated.update(other.updated)
+
     def render(self) -> str:
         lines = [
             f"files: {self.files}  resources: {self.resources}  failed: {self.failed}"
@@ -98,7 +103,8 @@ def upsert_resources(store: Store, resources: list[dict], summary: ImportSummary
     try:
         with store.write() as tx:
             tx.check_references = False
-            _upsert(tx, resources, summary)
+            counts = _upsert(tx, resources)
+        summary.add(counts)
     except FhirError:
         if len(resources) == 1:
             raise
@@ -107,13 +113,16 @@ def upsert_resources(store: Store, resources: list[dict], summary: ImportSummary
             try:
                 with store.write() as tx:
                     tx.check_references = False
-                    _upsert(tx, [resource], summary)
+                    counts = _upsert(tx, [resource])
+                summary.add(counts)
             except FhirError as exc:
                 rid = f"{resource.get('resourceType')}/{resource.get('id')}"
                 summary.error(f"{where} {rid}", exc.diagnostics)
 
 
-def _upsert(tx, resources: list[dict], summary: ImportSummary) -> None:
+def _upsert(tx, resources: list[dict]) -> ImportSummary:
+    """Write ``resources`` in ``tx``; the counts returned count only once the transaction commits."""
+    summary = ImportSummary()
     keys = [(r.get("resourceType"), r.get("id")) for r in resources]
     wanted = [k for k in keys if isinstance(k[0], str) and isinstance(k[1], str)]
     present: set[tuple[str, str]] = set()
@@ -138,6 +147,7 @@ def _upsert(tx, resources: list[dict], summary: ImportSummary) -> None:
         elif result.outcome == "updated":
             summary.updated[res_type] += 1
         summary.resources += 1
+    return summary
 
 
 def import_paths(store: Store, paths: Iterable[Path], *, batch_size: int = 500, progress: bool = False,
