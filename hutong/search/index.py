@@ -17,7 +17,7 @@ from sqlalchemy import and_, case, delete, false, func, or_, select, tuple_
 from hutong.fhir.outcome import FhirError, Issue, operation_outcome
 from hutong.search.extract import extract
 from hutong.search.params import RESULT_PARAMS, Registry, registry
-from hutong.search.query import Planner, UnknownParam, bad, split_values
+from hutong.search.query import Planner, UnknownParam, bad, pcond, split_values
 from hutong.search.tables import ALL_TABLES, sp_reference
 from hutong.store.schema import resource as R
 
@@ -183,9 +183,10 @@ class SearchIndex:
         if not params:
             return false()
         t = sp_reference
+        codes = sorted({c for name in params for c in self.reg.store_codes(res_type, name)})
         return R.c.res_id.in_(
             select(t.c.res_id).where(
-                t.c.res_type == res_type, t.c.param.in_(params), t.c.target_type == ctype, t.c.target_id == cid
+                t.c.res_type == res_type, t.c.param.in_(codes), t.c.target_type == ctype, t.c.target_id == cid
             )
         )
 
@@ -435,7 +436,7 @@ class SearchIndex:
         if src != "*":
             conds.append(t.c.res_type == src)
         if code != "*":
-            conds.append(t.c.param == code)
+            conds.append(pcond(t, self.reg.get(src, code)))
         if target:
             conds.append(t.c.target_type == target)
         stmt = select(t.c.target_type, t.c.target_id).where(*conds).distinct()
@@ -454,7 +455,7 @@ class SearchIndex:
         if src != "*":
             conds.append(t.c.res_type == src)
         if code != "*":
-            conds.append(t.c.param == code)
+            conds.append(pcond(t, self.reg.get(src, code)))
         stmt = select(t.c.res_type, t.c.res_id).where(*conds).distinct()
         return [(a, b) for a, b in conn.execute(stmt)]
 

@@ -46,6 +46,12 @@ class Param:
     components: list[Component] = field(default_factory=list)
     table_only: bool = False  # _id, _lastUpdated, _content: answered from the resource table
     special: str = ""
+    #: Index rows are stored under these codes (the parameter's own, or those of the parameters it aliases).
+    store_codes: list[str] = field(default_factory=list)
+    #: For ``X.where(resolve() is T)`` aliases of reference parameter ``X``: the target type to require.
+    store_type: str | None = None
+    #: Signature of the compiled branches, for alias detection.
+    sig: frozenset = frozenset()
 
 
 def _ref_type(ref: Any) -> str | None:
@@ -152,10 +158,54 @@ class Registry:
             for p in raw["params"].get(rtype, []):
                 d[p["code"]] = self._make(p)
             self.by_type[rtype] = d
-        #: Parameters with index rows, per type (everything except table-only ones).
+        for d in self.by_type.values():
+            self._aliases(d)
+        #: Parameters with their own index rows, per type (not table-only, not an alias of others).
         self.indexed: dict[str, list[Param]] = {
-            t: [p for p in d.values() if not p.table_only] for t, d in self.by_type.items()
+            t: [p for p in d.values() if not p.table_only and p.store_codes == [p.code]] for t, d in self.by_type.items()
         }
+
+    @staticmethod
+    def _aliases(params: dict[str, Param]) -> None:
+        """Store each value once: ``patient`` = ``subject`` rows whose target is a Patient; ``combo-code`` =
+        ``code`` + ``component-code`` rows. An alias is only taken onto parameters with fewer branches (or the
+        same branches and an earlier code), so there are no cycles."""
+        cands = [p for p in params.values() if not p.table_only and not p.special and p.sig]
+        for p in cands:
+            p.store_codes = [p.code]
+        for p in params.values():
+            if not p.store_codes:
+                p.store_codes = [p.code]
+
+        def before(q: Param, p: Param) -> bool:
+            return len(q.sig) < len(p.sig) or (q.sig == p.sig and q.code < p.code)
+
+        for p in cands:
+            if p.type == "reference":
+                ends = {br[-1] for br in p.sig}
+                if len(ends) == 1:
+                    end = next(iter(ends))
+                    if end.startswith('["r",'):
+                        rtype = end.split('"')[3]
+                        stripped = frozenset(br[:-1] for br in p.sig)
+                        for q in cands:
+                            if q is not p and q.type == "reference" and q.sig == stripped:
+                                p.store_codes, p.store_type = [q.code], rtype
+                                break
+                        if p.store_type:
+                            continue
+            cover = [q for q in cands if q is not p and q.type == p.type and q.sig <= p.sig and before(q, p)]
+            if cover and frozenset().union(*[q.sig for q in cover]) == p.sig:
+                p.store_codes = sorted({q.code for q in cover})
+        # resolve chains (an alias onto an alias) to the parameters that really hold rows
+        for _ in range(4):
+            for p in cands:
+                if p.store_type is None and p.store_codes != [p.code]:
+                    codes = []
+                    for c in p.store_codes:
+                        q = params[c]
+                        codes.extend(q.store_codes if q.store_type is None else [c])
+                    p.store_codes = sorted(set(codes))
 
     @staticmethod
     def _make(p: dict) -> Param:
@@ -167,8 +217,12 @@ class Registry:
             # Narrative text, indexed as a string row (the definition has no expression).
             param.table_only = False
             param.getters = [(compile_steps([["f", "text"], ["f", "div"]]), frozenset({"xhtml"}))]
+        sig = []
         for br in p.get("branches", []):
             param.getters.append((compile_steps(br["steps"]), frozenset(br["leaf"])))
+            sig.append(tuple(json.dumps(s) for s in br["steps"]))
+        comps_sig = json.dumps([[c["type"], [b["steps"] for b in c["branches"]]] for c in p.get("components", [])])
+        param.sig = frozenset((*b, comps_sig) if p.get("components") else b for b in sig)
         for comp in p.get("components", []):
             getters = []
             for br in comp["branches"]:
@@ -181,6 +235,11 @@ class Registry:
     def get(self, res_type: str, code: str) -> Param | None:
         d = self.by_type.get(res_type)
         return d.get(code) if d else None
+
+    def store_codes(self, res_type: str, code: str) -> list[str]:
+        """The ``param`` values under which ``code``'s rows are stored for ``res_type``."""
+        p = self.get(res_type, code)
+        return p.store_codes if p is not None and p.store_codes else [code]
 
     def is_type(self, name: str) -> bool:
         return name in self.by_type

@@ -295,7 +295,7 @@ class Planner:
         if param.table_only:
             return select(R.c.res_id).where(R.c.res_type == res_type, false())
         t = TABLE_OF[param.type]
-        return _sel(t, res_type, t.c.param == param.code)
+        return _sel(t, res_type, pcond(t, param))
 
     def table_filter(self, res_type, id_col, param: Param, modifier, values, name):
         if modifier not in ("", "not") or (modifier == "not" and param.code != "_id"):
@@ -335,10 +335,10 @@ class Planner:
                 return self.reference_ids(res_type, param, values, name, only_type=modifier)
             raise bad(f"modifier :{modifier} is not supported on {ptype} parameter {param.code}", name)
         t = TABLE_OF[ptype]
-        pcode = param.code
+        suffix = ""
         if ptype == "token":
             if modifier == "of-type":
-                pcode = param.code + ":of-type"
+                suffix = ":of-type"
                 conds = []
                 for v in values:
                     parts = split_escaped(v, "|")
@@ -370,7 +370,7 @@ class Planner:
         elif ptype == "reference":
             if modifier == "identifier":
                 t = sp_token
-                pcode = param.code + ":identifier"
+                suffix = ":identifier"
                 cond = tokens_cond(t, values, "", name)
             else:
                 return self.reference_ids(res_type, param, values, name)
@@ -382,7 +382,7 @@ class Planner:
             cond = or_(*[self.near_cond(v, name) for v in values])
         else:  # pragma: no cover
             raise bad(f"parameter type {ptype} is not searchable", name)
-        return _sel(t, res_type, t.c.param == pcode, cond)
+        return _sel(t, res_type, pcond(t, param, suffix), cond)
 
     def reference_ids(self, res_type, param: Param, values, name, only_type: str | None = None):
         t = sp_reference
@@ -410,13 +410,15 @@ class Planner:
                 conds.append(and_(t.c.target_id == tid, t.c.target_type == ttype))
             else:
                 conds.append(t.c.target_id == tid)
-        return _sel(t, res_type, t.c.param == param.code, or_(*conds))
+        return _sel(t, res_type, pcond(t, param), or_(*conds))
 
     def chain_targets(self, param: Param, modifier: str, name: str) -> list[str]:
         if modifier:
             if not self.reg.is_type(modifier):
                 raise bad(f"{name}: {modifier} is not a resource type", name)
             return [modifier]
+        if param.store_type:
+            return [param.store_type]
         targets = [x for x in param.targets if self.reg.is_type(x)]
         if not targets:
             raise bad(f"{name}: reference parameter {param.code} has no target types to chain into", name)
@@ -433,7 +435,7 @@ class Planner:
                 conds.append(and_(t.c.target_type == tt, inner))
         if not conds:
             raise UnknownParam(name, f"none of {', '.join(targets)} has a search parameter {inner_code!r}")
-        return select(t.c.res_id).where(t.c.res_type == res_type, t.c.param == param.code, or_(*conds))
+        return select(t.c.res_id).where(t.c.res_type == res_type, pcond(t, param), or_(*conds))
 
     def has_ids(self, res_type: str, name: str, raw: str):
         """``_has:Type:refparam:rest=value``: targets of ``Type.refparam`` for ``Type`` matching ``rest``."""
@@ -449,7 +451,7 @@ class Planner:
         t = sp_reference
         inner = self.filter(src_type, t.c.res_id, rest, raw)
         return select(t.c.target_id).where(
-            t.c.res_type == src_type, t.c.param == ref_code, t.c.target_type == res_type, inner
+            t.c.res_type == src_type, pcond(t, ref), t.c.target_type == res_type, inner
         )
 
     def composite_cond(self, param: Param, raw: str, name: str):
@@ -539,8 +541,17 @@ class Planner:
             col = {"string": "norm", "token": "code", "reference": "target_id", "uri": "value"}[ptype]
             col, default = t.c[col], ""
         agg = func.max(col) if desc else func.min(col)
-        sub = select(agg).where(t.c.res_type == r.c.res_type, t.c.res_id == r.c.res_id, t.c.param == code)
+        sub = select(agg).where(t.c.res_type == r.c.res_type, t.c.res_id == r.c.res_id, pcond(t, p))
         return sub.scalar_subquery(), default
+
+
+def pcond(t, p: Param, suffix: str = ""):
+    """``param`` condition for ``p``'s rows (aliases read the rows of the parameters they stand for)."""
+    codes = [c + suffix for c in (p.store_codes or [p.code])]
+    cond = t.c.param == codes[0] if len(codes) == 1 else t.c.param.in_(codes)
+    if p.store_type and not suffix and t is sp_reference:
+        cond = and_(cond, t.c.target_type == p.store_type)
+    return cond
 
 
 def _sel(t, res_type: str | None, *conds):

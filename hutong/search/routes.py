@@ -71,8 +71,9 @@ def _types(value: str | None) -> list[str] | None:
 
 def compartment_pairs(comp_type: str = "Patient") -> list[tuple[str, str]]:
     """``(resource type, reference parameter)`` pairs that put a resource into the compartment."""
-    comp = registry().compartments[comp_type]
-    return [(t, p) for t, ps in sorted(comp.items()) for p in ps]
+    reg = registry()
+    comp = reg.compartments[comp_type]
+    return sorted({(t, c) for t, ps in comp.items() for p in ps for c in reg.store_codes(t, p)})
 
 
 def compartment_filter(comp_type: str, ids: list[str] | None, types: list[str] | None):
