@@ -178,7 +178,7 @@ def run(
 
     t4 = time.perf_counter()
     model.train_em(gamma)
-    prob = model.apply_rules(model.probability(gamma, tf), t, i, j)
+    prob = model.apply_rules(model.probability(gamma, tf), t, i, j, gamma)
     timings["em_score_s"] = time.perf_counter() - t4
 
     t5 = time.perf_counter()

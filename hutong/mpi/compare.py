@@ -83,6 +83,17 @@ def _readings_agree(a: str, b: str) -> bool:
     return True
 
 
+def _pinyin_same(a: str, b: str) -> bool:
+    """Same syllables whatever the order and spacing (wang wei / wei wang / wangwei)."""
+    if not a or not b:
+        return False
+    if sorted(a.split()) == sorted(b.split()):
+        return True
+    sa, sb = a.replace(" ", ""), b.replace(" ", "")
+    rb = "".join(reversed(b.split()))
+    return sa == sb or sa == rb
+
+
 def compare_name_zh(t: FeatureTable, i: np.ndarray, j: np.ndarray) -> Result:
     """Chinese full names: exact / homophone-or-variant / close / similar / same family only / different."""
     ci, cj, ok = _both(t, "name", i, j)
@@ -100,16 +111,35 @@ def compare_name_zh(t: FeatureTable, i: np.ndarray, j: np.ndarray) -> Result:
         agree = [_readings_agree(col[a], col[b]) for a, b in zip(i[sel].tolist(), j[sel].tolist(), strict=True)]
         homo[sel[np.asarray(agree, dtype=bool)]] = True
         rest = ok & ~exact & ~homo
+    cjk = t.codes("cjk")
+    sel = np.flatnonzero(rest & (cjk[i] != cjk[j]))
+    if len(sel):
+        # one desk typed the name in pinyin (WANG Wei, Wang-Wei, wangwei), the other in characters
+        py = t.col("name_py")
+        same = [_pinyin_same(py[a], py[b]) for a, b in zip(i[sel].tolist(), j[sel].tolist(), strict=True)]
+        homo[sel[np.asarray(same, dtype=bool)]] = True
+        rest = ok & ~exact & ~homo
     jw = _sim(t, "name_py", i, j, rest, JaroWinkler.normalized_similarity)
     lev = _sim(t, "name", i, j, rest, Levenshtein.distance)
+    sel = np.flatnonzero(rest & (lev == 2))
+    swapped = np.zeros(len(i), dtype=bool)
+    if len(sel):
+        # given-name characters in the other order (张明伟 / 张伟明): same surname, same characters
+        swapped[sel] = [col[a][:1] == col[b][:1] and sorted(col[a]) == sorted(col[b])
+                        for a, b in zip(i[sel].tolist(), j[sel].tolist(), strict=True)]
     fam_i, fam_j, _ = _both(t, "family", i, j)
     same_fam = (fam_i == fam_j) & (fam_i >= 0)
     longer = np.fromiter((len(v) >= 3 for v in col), dtype=bool, count=len(col))
     fuzzy = rest & (fi == fj) & (fi >= 0)
     # one character wrong (typed a different character) but the surname agrees and the sound is near
     one_char = rest & (lev <= 1) & same_fam & (jw >= 0.85)
-    close = fuzzy | one_char | (rest & (jw >= 0.94))
-    similar = rest & ~close & ((jw >= 0.82) | ((lev <= 1) & longer[i] & longer[j]))
+    # the shared surname inflates whole-name similarity (zhang ming wei ~ zhang jian guo): the given names
+    # must be alike as well
+    gjw = _sim(t, "given_py", i, j, rest, JaroWinkler.normalized_similarity)
+    gi, gj, gok = _both(t, "given_py", i, j)
+    given_alike = ~gok | (gjw >= 0.75)
+    close = fuzzy | one_char | swapped | (rest & (jw >= 0.94) & given_alike)
+    similar = rest & ~close & (((jw >= 0.82) & given_alike) | ((lev <= 1) & longer[i] & longer[j]))
     lv[rest & ~close & ~similar & same_fam] = 4
     lv[similar] = 3
     lv[close] = 2

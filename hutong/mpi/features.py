@@ -26,8 +26,11 @@ FIELDS = (
 FEATURES = (
     "cjk", "name", "family", "given", "name_py", "name_fpy", "name_shape", "family_py", "given_py",
     "family_sx", "given_sx", "birth", "birth_sw", "birth_year", "sex", "id", "id_valid", "id_checkable",
-    "phone", "address", "address_code", "postcode", "city", "state", "identifier",
+    "phone", "address", "address_code", "postcode", "city", "state", "identifier", "placeholder",
 )
+
+#: Features whose values are term-frequency counted (batch: over the file; online: over the whole index).
+TF_FEATURES = ("name", "name_py", "given", "family", "phone", "postcode", "city")
 
 _DATE_SEP = re.compile(r"^\s*(\d{4})\s*[-/.年]\s*(\d{1,2})\s*(?:[-/.月]\s*(\d{1,2})\s*日?)?\s*(?:[T ].*)?$")
 _DIGITS = re.compile(r"\D+")
@@ -126,7 +129,12 @@ def normalize_record(raw: dict) -> dict:
     full, fam, giv = get("name"), get("family"), get("given")
     text = full or (fam + giv if names.has_cjk(fam + giv) else f"{giv} {fam}".strip())
     f: dict = dict.fromkeys(FEATURES, "")
-    if names.has_cjk(text):
+    if names.is_placeholder_name(text):
+        # 张丽之子, 新生儿, 无名氏: the name is not the person's (a baby's first record, an unknown patient).
+        # Left out of the comparison, so that a mother's name never links her baby to her.
+        f["placeholder"] = "1"
+        text = ""
+    if text and names.has_cjk(text):
         n = names.normalize_cjk_name(text)
         if fam and giv and not full:
             family, given = names.normalize_cjk_name(fam), names.normalize_cjk_name(giv)
@@ -140,7 +148,7 @@ def normalize_record(raw: dict) -> dict:
         f["name_py"] = f"{f['family_py']} {f['given_py']}".strip()
         f["name_fpy"] = names.fuzzy_pinyin(f["name_py"])
         f["name_shape"] = names.shape_key(n)
-    else:
+    elif text:
         family = names.normalize_latin_name(fam)
         given = names.normalize_latin_name(giv)
         if full and not (family or given):
@@ -192,6 +200,9 @@ class FeatureTable:
     _codes: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
     _vocab: dict[str, dict[str, int]] = field(default_factory=dict, repr=False)
 
+    #: Frequencies supplied from outside (online: counts over the whole index), feature → per-record array.
+    freq_override: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+
     @classmethod
     def from_records(cls, records: list[dict]) -> FeatureTable:
         """Build from already normalised feature dicts."""
@@ -234,6 +245,9 @@ class FeatureTable:
 
     def frequencies(self, name: str) -> np.ndarray:
         """Relative frequency of each record's value among non-missing values (term frequency); 0 if missing."""
+        got = self.freq_override.get(name)
+        if got is not None:
+            return got
         c = self.codes(name)
         valid = c >= 0
         if not valid.any():

@@ -32,6 +32,10 @@ class Thresholds:
     link: float = 0.9
     #: Highest probability allowed for two records with different *valid* resident IDs.
     id_conflict_cap: float = 0.3
+    #: Highest probability for a pair with nothing but name / birth date / sex (and places) in common: no
+    #: agreeing resident ID, phone, address or other identifier. Below ``certain``, so such a pair (two 王伟
+    #: born the same day) goes to review instead of being linked automatically. 1.0 switches the rule off.
+    uncorroborated_cap: float = 0.985
 
     def grade(self, p: float) -> str:
         """The HL7 match grade for probability ``p``."""
@@ -260,13 +264,39 @@ class Model:
         prior = math.log2(self.lam / (1 - self.lam))
         w = np.clip(prior + bf.sum(axis=1), -60, 60)
         p = 1.0 / (1.0 + np.power(2.0, -w))
-        return self.apply_rules(p, t, i, j), gamma, bf
+        return self.apply_rules(p, t, i, j, gamma), gamma, bf
 
-    def apply_rules(self, p: np.ndarray, t: FeatureTable, i: np.ndarray, j: np.ndarray) -> np.ndarray:
-        """Hard evidence on top of the weights: different valid resident IDs cap the probability."""
+    def apply_rules(self, p: np.ndarray, t: FeatureTable, i: np.ndarray, j: np.ndarray,
+                    gamma: np.ndarray | None = None) -> np.ndarray:
+        """Hard evidence on top of the weights: different valid resident IDs cap the probability; a pair with no
+        corroborating identifier or contact (see :attr:`Thresholds.uncorroborated_cap`) stays below certain."""
+        th = self.thresholds
         if "id_number" in self.comparisons:
             conflict = id_conflict(t, i, j)
-            p = np.where(conflict, np.minimum(p, self.thresholds.id_conflict_cap), p)
+            p = np.where(conflict, np.minimum(p, th.id_conflict_cap), p)
+        if gamma is not None and len(p):
+            # Phone, address, postcode are shared by a household: father and son at one address with one
+            # phone are two people. Name and birth date both disagreeing outright (and no agreeing ID) caps it.
+            col = {n: gamma[:, k] for k, n in enumerate(self.comparisons)}
+            if "birth_date" in col and ("name" in col or "given" in col):
+                birth_off = col["birth_date"] == 4
+                if "name" in col:
+                    name_off = col["name"] >= 4
+                else:
+                    name_off = (col["given"] == 3) & (col.get("family", col["given"]) == 3)
+                id_ok = np.isin(col["id_number"], (0, 1)) if "id_number" in col else np.zeros(len(p), dtype=bool)
+                p = np.where(birth_off & name_off & ~id_ok, np.minimum(p, th.id_conflict_cap), p)
+        if gamma is not None and th.uncorroborated_cap < 1.0 and len(p):
+            backed = np.zeros(len(p), dtype=bool)
+            for name, good in (("id_number", (0, 1)), ("phone", (0, 1)), ("address", (0, 1)), ("identifier", (0,))):
+                if name in self.comparisons:
+                    col = gamma[:, self.comparisons.index(name)]
+                    backed |= np.isin(col, good)
+            # monotone squeeze of (probable, 1] into (probable, cap]: the order of pairs is kept and nothing
+            # at or below "probable" (nor the batch link threshold at its default) changes
+            lo, cap = th.probable, th.uncorroborated_cap
+            squeeze = ~backed & (p > lo)
+            p = np.where(squeeze, lo + (p - lo) * (cap - lo) / (1.0 - lo), p)
         return p
 
     # --- persistence -------------------------------------------------------------------------------------
@@ -297,7 +327,7 @@ class Model:
             [np.array(c["m"], dtype=float) for c in comps],
             [np.array(c["u"], dtype=float) for c in comps],
             lam=float(d.get("lambda", 0.01)),
-            thresholds=Thresholds(**d.get("thresholds", {})),
+            thresholds=Thresholds(**{**Thresholds().__dict__, **d.get("thresholds", {})}),
             em_iterations=int(d.get("em_iterations", 0)),
         )
 

@@ -206,3 +206,23 @@ def soundex(name: str) -> str:
         elif raw not in "hw":
             prev = ""
     return (first + "".join(out) + "000")[:4]
+
+
+#: Names a desk writes when the real name is not known: a newborn under its mother's (or father's) name,
+#: an unconscious or unknown patient. Such a name must not count as evidence for or against a match.
+_PLACEHOLDER_WHOLE = re.compile(r"^(无名氏?|未知|不详|待定|新生儿|婴儿|宝宝|患者|病人|[男女]婴|某+|[A-Za-z]?\d*|[xX]+)$")
+
+
+def is_placeholder_name(text: str) -> bool:
+    """True for placeholder names (张丽之子, 李娜之女, 王某某, 新生儿, 无名氏, 女婴2) rather than a person's own."""
+    t = fold_width(text or "")
+    t = _SPACES.sub("", t)
+    if not t:
+        return False
+    if _PLACEHOLDER_WHOLE.match(t) and has_cjk(t):
+        return True
+    if not has_cjk(t):
+        return False
+    t = _PAREN.sub("", t) if not _PAREN.fullmatch(t) else t
+    return bool(re.search(r"(之(子|女|儿|男|婴)|之[长次大小][子女]|之[一二三四]|婴儿?[一二三四1-5甲乙]?$|新生儿|宝宝$|"
+                          r"某|无名氏|[男女]孩$|^[男女]婴)", t))

@@ -8,6 +8,7 @@ possible), each link carrying the HL7 match-grade extension. Patients stay exact
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import threading
@@ -22,9 +23,10 @@ from sqlalchemy import delete, insert, select, update
 from hutong.china import ids
 from hutong.fhir.outcome import FhirError
 from hutong.mpi.blocking import record_keys
-from hutong.mpi.features import FeatureTable, normalize_record
+from hutong.mpi.features import TF_FEATURES, FeatureTable, normalize_record
 from hutong.mpi.model import MATCH_GRADE_URL, Model
-from hutong.mpi.tables import mpi_block, mpi_ident, mpi_model, mpi_record, mpi_review
+from hutong.mpi.names import is_placeholder_name
+from hutong.mpi.tables import mpi_block, mpi_freq, mpi_ident, mpi_model, mpi_record, mpi_review
 
 log = logging.getLogger("hutong.mpi")
 
@@ -51,6 +53,10 @@ def patient_raw(patient: dict) -> dict:
     names_.sort(key=lambda n: 0 if n.get("use") in ("official", "usual") else 1)
     if names_:
         n = names_[0]
+        if n.get("text") and (is_placeholder_name(n["text"]) or any(
+                str(e.get("url", "")).endswith("newborn-placeholder-name") and e.get("valueBoolean")
+                for e in n.get("extension") or [] if isinstance(e, dict))):
+            n = {"text": n["text"] if is_placeholder_name(n["text"]) else "新生儿"}  # not the person's own name
         family = n.get("family") or ""
         given = "".join(n.get("given") or []) if any(ord(c) > 0x2E80 for c in family + "".join(n.get("given") or [])) \
             else " ".join(n.get("given") or [])
@@ -91,9 +97,70 @@ def patient_raw(patient: dict) -> dict:
 
 
 def _hash_keys(feats: dict) -> list[str]:
-    import hashlib
-
     return sorted({hashlib.sha1(f"{k}:{v}".encode()).hexdigest() for k, v in record_keys(feats).items()})
+
+
+# --- term frequencies over the whole index ---------------------------------------------------------------------
+
+TOTAL_KEY = "*:*"
+
+
+def _freq_key(feature: str, value: str) -> str:
+    return f"{feature}:{hashlib.sha1(value.encode()).hexdigest()}"
+
+
+def freq_keys(feats: dict) -> list[str]:
+    """The ``mpi_freq`` rows one record counts in: each filled TF feature's value and filled-total, and the
+    record total."""
+    out = [TOTAL_KEY]
+    for name in TF_FEATURES:
+        v = feats.get(name) or ""
+        if v:
+            out += [_freq_key(name, v), f"{name}:*"]
+    return out
+
+
+def _bump(conn, keys: list[str], delta: int) -> None:
+    """Add ``delta`` to each key's count (insert at ``delta`` if new): one upsert statement."""
+    if not keys:
+        return
+    counts: dict[str, int] = {}
+    for k in keys:
+        counts[k] = counts.get(k, 0) + delta
+    rows = [{"key": k, "n": n} for k, n in sorted(counts.items())]
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as upsert
+    else:
+        from sqlalchemy.dialects.sqlite import insert as upsert
+    stmt = upsert(mpi_freq)
+    stmt = stmt.on_conflict_do_update(index_elements=[mpi_freq.c.key], set_={"n": mpi_freq.c.n + stmt.excluded.n})
+    conn.execute(stmt, rows)
+
+
+def index_frequencies(conn, table: FeatureTable, *, extra: int = 0) -> dict[str, np.ndarray]:
+    """Per record of ``table``, each TF feature's relative frequency over the *whole index* — count of the value
+    among indexed records with that feature filled, as batch computes it over its file. ``extra`` = 1 counts the
+    first record of ``table`` in as well (a ``$match`` query that is not itself indexed)."""
+    need: dict[str, tuple[str, str]] = {}
+    for name in TF_FEATURES:
+        for v in set(table.col(name)):
+            if v:
+                need[_freq_key(name, v)] = (name, v)
+        need[f"{name}:*"] = (name, "")
+    got = dict(conn.execute(select(mpi_freq.c.key, mpi_freq.c.n).where(mpi_freq.c.key.in_(list(need)))).all())
+    out: dict[str, np.ndarray] = {}
+    for name in TF_FEATURES:
+        col = table.col(name)
+        q = col[0] if col else ""
+        total = got.get(f"{name}:*", 0) + (extra if q else 0)
+        arr = np.zeros(len(col))
+        if total > 0:
+            for k, v in enumerate(col):
+                if v:
+                    c = got.get(_freq_key(name, v), 0) + (extra if v == q else 0)
+                    arr[k] = max(c, 1) / max(total, 1)
+        out[name] = arr
+    return out
 
 
 # --- model -------------------------------------------------------------------------------------------------
@@ -147,13 +214,17 @@ def _candidates(conn, feats: dict, exclude: str | None) -> list[tuple[str, dict,
     return [(r[0], orjson.loads(r[1]), r[2]) for r in rows]
 
 
-def score_against_index(conn, feats: dict, exclude: str | None = None) -> list[dict]:
-    """Candidates from the index with probability, grade, person and per-field evidence, best first."""
+def score_against_index(conn, feats: dict, exclude: str | None = None, *, indexed: bool = False) -> list[dict]:
+    """Candidates from the index with probability, grade, person and per-field evidence, best first.
+
+    Term frequencies come from the whole index (``mpi_freq``); ``indexed`` says the query record is already
+    counted there (linking), otherwise it is counted in on the fly (``$match``)."""
     cands = _candidates(conn, feats, exclude)
     if not cands:
         return []
     model = get_model(conn)
     table = FeatureTable.from_records([feats] + [c[1] for c in cands])
+    table.freq_override = index_frequencies(conn, table, extra=0 if indexed else 1)
     i = np.zeros(len(cands), dtype=np.int64)
     j = np.arange(1, len(cands) + 1, dtype=np.int64)
     prob, gamma, bf = model.score_pairs(table, i, j)
@@ -227,16 +298,20 @@ def link_patient(tx, patient_id: str, patient: dict | None) -> dict:
     """Index one Patient and link it to a Person. ``patient`` None means deleted. Returns what was done."""
     conn = tx.conn
     existing = conn.execute(
-        select(mpi_record.c.person_id, mpi_record.c.method).where(mpi_record.c.patient_id == patient_id)
+        select(mpi_record.c.person_id, mpi_record.c.method, mpi_record.c.features)
+        .where(mpi_record.c.patient_id == patient_id)
     ).first()
     conn.execute(delete(mpi_block).where(mpi_block.c.patient_id == patient_id))
     conn.execute(delete(mpi_ident).where(mpi_ident.c.patient_id == patient_id))
+    if existing is not None:
+        _bump(conn, freq_keys(orjson.loads(existing[2])), -1)
     if patient is None:
         if existing is not None:
             conn.execute(delete(mpi_record).where(mpi_record.c.patient_id == patient_id))
             _sync_person(tx, existing[0])
         return {"action": "removed"}
     feats = normalize_record(patient_raw(patient))
+    _bump(conn, freq_keys(feats), +1)
     keys = _hash_keys(feats)
     if keys:
         conn.execute(insert(mpi_block), [{"key": k, "patient_id": patient_id} for k in keys])
@@ -250,7 +325,7 @@ def link_patient(tx, patient_id: str, patient: dict | None) -> dict:
                     score=1.0, method="manual")
         _sync_person(tx, existing[0])
         return {"action": "kept", "person_id": existing[0]}
-    scored = score_against_index(conn, feats, exclude=patient_id)
+    scored = score_against_index(conn, feats, exclude=patient_id, indexed=True)
     model = get_model(conn)
     best = next((c for c in scored if c["grade"] == "certain" and not _rejected(conn, patient_id, c["patient_id"])), None)
     if best is not None:

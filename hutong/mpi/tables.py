@@ -59,3 +59,12 @@ mpi_model = Table(
     Column("params", Text, nullable=False),
     Column("updated_us", BigInteger, nullable=False),
 )
+
+#: Term-frequency counts over the whole index (kept by the linker in the same transaction as ``mpi_record``):
+#: ``key`` = feature + ":" + SHA-1 of the value, or feature + ":*" for the number of records with that feature
+#: filled, and ``*:*`` for the number of indexed records. Hashed, so no personal data in clear.
+mpi_freq = Table(
+    "mpi_freq", metadata,
+    Column("key", String(64), primary_key=True),
+    Column("n", BigInteger, nullable=False),
+)
