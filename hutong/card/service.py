@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 
 import orjson
-from sqlalchemy import bindparam, case, delete, func, insert, select, update
+from sqlalchemy import case, delete, func, insert, select, update
 
 from hutong.card import codec, identity
 from hutong.card.keys import KeyRing
@@ -82,6 +82,7 @@ class CardService:
     sender: Sender = field(init=False)
     _org_cache: dict = field(default_factory=dict)
     _identity_cache: dict = field(default_factory=dict)
+    _writer: object = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _verifications: int = 0
 
@@ -391,124 +392,94 @@ def _institution_known(store, svc: CardService, institution: str) -> bool:
     return known
 
 
-# Statements of the verification fast path, built once (SQLAlchemy then reuses their compiled form).
-_SEL_CARD = select(card_card.c.status, card_card.c.patient, card_card.c.subject, card_card.c.guardian_card).where(
-    card_card.c.card_id == bindparam("cid")
-)
-_SEL_USE = select(card_code_use.c.institution, card_code_use.c.uses).where(card_code_use.c.nonce == bindparam("n"))
-_INS_USE = {}
+def _writer(svc: CardService):
+    w = svc._writer
+    if w is None:
+        with svc._lock:
+            if svc._writer is None:
+                from hutong.card.batch import ScanWriter
+
+                svc._writer = ScanWriter(svc.store, svc.replay_policy)
+            w = svc._writer
+    return w
 
 
-def _ins_use(store):
-    """``INSERT … ON CONFLICT DO NOTHING`` for the store's dialect (built once per dialect)."""
-    name = store.engine.dialect.name
-    stmt = _INS_USE.get(name)
-    if stmt is None:
-        if name == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert as dialect_insert
-        else:
-            from sqlalchemy.dialects.sqlite import insert as dialect_insert
-        stmt = _INS_USE[name] = (
-            dialect_insert(card_code_use)
-            .on_conflict_do_nothing(index_elements=["nonce"])
-            .returning(card_code_use.c.nonce)
-        )
-    return stmt
-_UPD_USE = (
-    update(card_code_use).where(card_code_use.c.nonce == bindparam("n")).values(uses=card_code_use.c.uses + 1)
-)
-_INS_SCAN = insert(card_scan)
+def _check_scan(store, svc: CardService, qr_text: str, ctx: ScanContext, ts: int):
+    """The checks that need no write: ``(code, None)`` or ``(code_or_None, refusal_item)``."""
+    from hutong.card.batch import ScanItem
+
+    _check_context(ctx)
+    now_s = ts / 1_000_000
+    try:
+        code: VerifiedCode = check_code(qr_text, svc.keys.verify_keys(), now=now_s)
+    except CardRefusal as refusal:
+        reason = refusal.reason
+        code = None
+        if reason == "unknown-key":
+            svc.keys.invalidate()  # maybe another process just rotated; re-read before refusing for good
+            try:
+                code = check_code(qr_text, svc.keys.verify_keys(), now=now_s)
+            except CardRefusal as again:
+                reason = again.reason
+        if code is None:
+            return None, ScanItem(ts, day_of(ts), ctx.institution, ctx.terminal, ctx.purpose, refusal=reason)
+    if not _institution_known(store, svc, ctx.institution):
+        return code, ScanItem(ts, day_of(ts), ctx.institution, ctx.terminal, ctx.purpose, card_id=code.card_id,
+                              kid=code.kid, refusal="unknown-institution")
+    return code, ScanItem(ts, day_of(ts), ctx.institution, ctx.terminal, ctx.purpose, card_id=code.card_id,
+                          kid=code.kid, nonce=code.nonce, expires_us=code.expires_at * 1_000_000)
 
 
-def _log_scan(tx, ctx: ScanContext, result: str, ts: int, card_id: str | None, kid: str | None) -> None:
-    tx.conn.execute(
-        _INS_SCAN,
-        {
-            "ts_us": ts,
-            "day": day_of(ts),
-            "tenant": tx.tenant,
-            "institution": ctx.institution,
-            "terminal": ctx.terminal,
-            "purpose": ctx.purpose,
-            "result": result,
-            "card_id": card_id,
-            "kid": kid,
-        },
-    )
-
-
-def _record_refusal(store, ctx: ScanContext, reason: str, ts: int, card_id=None, kid=None) -> None:
-    with store.write() as tx:
-        _log_scan(tx, ctx, reason, ts, card_id, kid)
+def _refusal_for(reason: str, ctx: ScanContext) -> CardRefusal:
+    if reason == "unknown-institution":
+        return CardRefusal("unknown-institution", ctx.institution)
+    return CardRefusal(reason)
 
 
 def verify_scan(store, qr_text: str, ctx: ScanContext, now: float | None = None) -> dict:
     """Verify a scanned code at an institution and identify the resident.
 
     Checks format, key, signature, times, the institution, card status and the replay policy; every scan
-    (accepted or refused) is written to ``card_scan``. Raises ``CardRefusal`` for a refused code.
+    (accepted or refused) is written to ``card_scan`` (group-committed by ``batch.ScanWriter``) before the
+    answer is returned. Raises ``CardRefusal`` for a refused code.
     """
-    _check_context(ctx)
     svc = service_for(store)
     ts = now_us() if now is None else int(now * 1_000_000)
-    now_s = ts / 1_000_000
-    try:
-        code: VerifiedCode = check_code(qr_text, svc.keys.verify_keys(), now=now_s)
-    except CardRefusal as refusal:
-        if refusal.reason == "unknown-key":
-            svc.keys.invalidate()  # maybe another process just rotated; re-read before refusing for good
-            try:
-                code = check_code(qr_text, svc.keys.verify_keys(), now=now_s)
-            except CardRefusal as again:
-                _record_refusal(store, ctx, again.reason, ts)
-                raise
-        else:
-            _record_refusal(store, ctx, refusal.reason, ts)
-            raise
-    if not _institution_known(store, svc, ctx.institution):
-        _record_refusal(store, ctx, "unknown-institution", ts, code.card_id, code.kid)
-        raise CardRefusal("unknown-institution", ctx.institution)
-
-    refusal: str | None = None
-    policy = svc.replay_policy
-    try:
-        with store.write() as tx:
-            row = tx.conn.execute(_SEL_CARD, {"cid": code.card_id}).first()
-            if row is None:
-                refusal = "unknown-card"
-            elif row.status == "frozen":
-                refusal = "card-frozen"
-            elif row.status == "revoked":
-                refusal = "card-revoked"
-            elif policy != "none":
-                # Insert-if-absent first: the common case (a fresh code) costs one statement.
-                inserted = tx.conn.execute(
-                    _ins_use(store),
-                    {
-                        "nonce": code.nonce,
-                        "card_id": code.card_id,
-                        "institution": ctx.institution,
-                        "first_us": ts,
-                        "uses": 1,
-                        "expires_us": code.expires_at * 1_000_000,
-                    },
-                ).first()
-                if inserted is None:
-                    used = tx.conn.execute(_SEL_USE, {"n": code.nonce}).first()
-                    if policy == "single-use" or used is None or used.institution != ctx.institution:
-                        refusal = "replayed"
-                    else:
-                        tx.conn.execute(_UPD_USE, {"n": code.nonce})
-            _log_scan(tx, ctx, refusal or "accepted", ts, code.card_id, code.kid)
-    except FhirError as exc:
-        if exc.status != 409:
-            raise
-        # Two terminals raced to insert the same code: the loser is a replay.
-        refusal = "replayed"
-        _record_refusal(store, ctx, refusal, ts, code.card_id, code.kid)
+    code, item = _check_scan(store, svc, qr_text, ctx, ts)
+    refusal, row = _writer(svc).submit(item)
     if refusal:
-        raise CardRefusal(refusal)
+        raise _refusal_for(refusal, ctx)
     _maybe_purge(store, svc, ts)
+    return _identify(store, row, code, ctx)
+
+
+async def verify_scan_async(store, qr_text: str, ctx: ScanContext) -> dict:
+    """``verify_scan`` for the event loop: signature checks inline, database work off the loop.
+
+    The group-commit writer's future is awaited, so no worker thread is held while the batch commits;
+    institution and identity lookups go to the thread pool only when not cached.
+    """
+    import asyncio
+
+    from starlette.concurrency import run_in_threadpool
+
+    svc = service_for(store)
+    ts = now_us()
+    if ctx.institution in svc._org_cache or not _ORG_ID.match(ctx.institution or ""):
+        code, item = _check_scan(store, svc, qr_text, ctx, ts)
+    else:
+        code, item = await run_in_threadpool(_check_scan, store, svc, qr_text, ctx, ts)
+    refusal, row = await asyncio.wrap_future(_writer(svc).submit_nowait(item))
+    if refusal:
+        raise _refusal_for(refusal, ctx)
+    patient_id = row.patient.split("/", 1)[1]
+    hit = svc._identity_cache.get(patient_id)
+    if hit is None or hit[0] <= time.monotonic():
+        await run_in_threadpool(_linked_cached, store, svc, patient_id)
+    if svc._verifications % 2000 == 1999:
+        await run_in_threadpool(_maybe_purge, store, svc, ts)
+    else:
+        svc._verifications += 1
     return _identify(store, row, code, ctx)
 
 

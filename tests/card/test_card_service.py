@@ -350,3 +350,29 @@ def test_find_patients_by_resident_id(world):
     assert identity.find_patients_by_resident_id(world, rid(11)) == ["p1"]
     assert identity._scan_patients(world, {rid(11)}) == ["p1"]
     assert identity.find_patients_by_resident_id(world, rid(99)) == []
+
+
+def test_concurrent_scans_of_one_code(world):
+    """Terminals racing with one code: under one-visit, every accepted scan is at one institution."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    card, _ = S.issue_card(world, "Patient/p1")
+    code, _ = S.make_qr(world, card["card_id"])
+    fresh = [S.make_qr(world, card["card_id"])[0] for _ in range(20)]
+
+    def scan(i):
+        inst = "h1" if i % 2 else "h2"
+        try:
+            S.verify_scan(world, code, S.ScanContext(inst, "counter", "registration"))
+            return inst
+        except CardRefusal as refusal:
+            assert refusal.reason == "replayed"
+            return None
+
+    with ThreadPoolExecutor(8) as pool:
+        winners = [w for w in pool.map(scan, range(16)) if w]
+        others = list(pool.map(lambda t: S.verify_scan(world, t, CTX)["card_id"], fresh))
+    assert winners and len(set(winners)) == 1
+    assert others == [card["card_id"]] * 20
+    reasons = {r["reason"]: r["count"] for r in S.refusals_by_reason(world)}
+    assert reasons.get("replayed") == 16 - len(winners)
