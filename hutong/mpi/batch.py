@@ -18,7 +18,7 @@ import numpy as np
 
 from hutong.mpi.blocking import candidate_pairs
 from hutong.mpi.compare import choose_comparisons, compare_all
-from hutong.mpi.features import FIELDS, FeatureTable, normalize_record
+from hutong.mpi.features import FIELDS, FeatureTable, normalize_many
 from hutong.mpi.model import Model, Thresholds
 
 log = logging.getLogger("hutong.mpi.batch")
@@ -157,7 +157,7 @@ def run(
     th = thresholds or Thresholds()
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    feats = [FeatureTable.from_records([normalize_record(r) for r in recs]) for recs, _ in tables]
+    feats = [normalize_many(recs) for recs, _ in tables]
     t = feats[0] if len(feats) == 1 else FeatureTable.concat(feats[0], feats[1])
     split = len(feats[0]) if len(feats) == 2 else None
     timings["normalise_s"] = time.perf_counter() - t0

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 from rapidfuzz import fuzz
@@ -66,19 +67,22 @@ def _tf(t: FeatureTable, name: str, i: np.ndarray) -> np.ndarray:
 # --- names -----------------------------------------------------------------------------------------------
 
 
+@lru_cache(maxsize=1 << 20)
+def _chars_share_reading(x: str, y: str, first: bool) -> bool:
+    rx = set(names.char_readings(x))
+    ry = set(names.char_readings(y))
+    if first:
+        rx.add(names.SURNAME_READINGS.get(x, ""))
+        ry.add(names.SURNAME_READINGS.get(y, ""))
+    return bool((rx & ry) - {""})
+
+
 def _readings_agree(a: str, b: str) -> bool:
     """Same length and every position shares a reading (heteronyms: 解 jie/xie ~ 谢 xie)."""
     if len(a) != len(b) or not a:
         return False
     for k, (x, y) in enumerate(zip(a, b, strict=True)):
-        if x == y:
-            continue
-        rx = set(names.char_readings(x))
-        ry = set(names.char_readings(y))
-        if k == 0:
-            rx.add(names.SURNAME_READINGS.get(x, ""))
-            ry.add(names.SURNAME_READINGS.get(y, ""))
-        if not (rx & ry) - {""}:
+        if x != y and not _chars_share_reading(x, y, k == 0):
             return False
     return True
 
@@ -403,8 +407,48 @@ def online_comparisons() -> list[Comparison]:
     return [NAME_ZH, BIRTH, SEX, ID, PHONE, ADDRESS, ADDRESS_CODE, POSTCODE, CITY, STATE, IDENTIFIER]
 
 
-def compare_all(comps: list[Comparison], t: FeatureTable, i: np.ndarray, j: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Levels (pairs × comparisons, int8) and term frequencies (float, nan where none) for every comparison."""
+_SHARED: dict = {}
+
+
+def _compare_chunk(bounds: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    comps, t, i, j = _SHARED["job"]
+    lo, hi = bounds
+    g, tf = _compare_serial(comps, t, i[lo:hi], j[lo:hi])
+    return g, tf.astype(np.float32)
+
+
+def compare_all(comps: list[Comparison], t: FeatureTable, i: np.ndarray, j: np.ndarray, *,
+                workers: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Levels (pairs × comparisons, int8) and term frequencies (float, nan where none) for every comparison.
+
+    Many pairs are split over ``workers`` forked processes (0 = one per CPU) sharing the table copy-on-write."""
+    import os
+
+    workers = workers or (os.cpu_count() or 1)
+    n = len(i)
+    if workers <= 1 or n < 200_000 or os.name != "posix":
+        return _compare_serial(comps, t, i, j)
+    import multiprocessing as mp
+
+    for name in t.columns:  # build the equality codes once, before forking, so workers share them
+        t.codes(name)
+    t.shared_codes("birth", "birth_sw")
+    for c in comps:
+        if c.tf_levels:
+            for name in ("name", "name_py", "given", "family", "phone", "postcode", "city"):
+                t.frequencies(name)
+    _SHARED["job"] = (comps, t, i, j)
+    step = -(-n // (workers * 3))
+    bounds = [(lo, min(n, lo + step)) for lo in range(0, n, step)]
+    try:
+        with mp.get_context("fork").Pool(workers) as pool:
+            parts = pool.map(_compare_chunk, bounds)
+    finally:
+        _SHARED.clear()
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]).astype(np.float64)
+
+
+def _compare_serial(comps: list[Comparison], t: FeatureTable, i: np.ndarray, j: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     n = len(i)
     gamma = np.full((n, len(comps)), -1, dtype=np.int8)
     tf = np.full((n, len(comps)), np.nan)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import date
+from functools import lru_cache
 
 import numpy as np
 
@@ -123,12 +124,16 @@ def _place(value: str, suffixes: tuple[str, ...]) -> str:
     return " ".join(re.sub(r"[^a-z0-9 ]", " ", value).split())
 
 
-def normalize_record(raw: dict) -> dict:
-    """Features of one raw record (see :data:`FEATURES`). Missing values are ``""``."""
-    get = lambda k: (raw.get(k) or "").strip() if isinstance(raw.get(k), str) else str(raw.get(k) or "")  # noqa: E731
-    full, fam, giv = get("name"), get("family"), get("given")
+_NAME_KEYS = ("cjk", "name", "family", "given", "name_py", "name_fpy", "name_shape", "family_py", "given_py",
+              "family_sx", "given_sx", "placeholder")
+
+
+@lru_cache(maxsize=1 << 20)
+def _name_features(full: str, fam: str, giv: str) -> tuple[str, ...]:
+    """Name features (in :data:`_NAME_KEYS` order) of one (name, family, given); cached per distinct value, so
+    a province's million records cost one pinyin conversion per distinct name."""
     text = full or (fam + giv if names.has_cjk(fam + giv) else f"{giv} {fam}".strip())
-    f: dict = dict.fromkeys(FEATURES, "")
+    f = dict.fromkeys(_NAME_KEYS, "")
     if names.is_placeholder_name(text):
         # 张丽之子, 新生儿, 无名氏: the name is not the person's (a baby's first record, an unknown patient).
         # Left out of the comparison, so that a mother's name never links her baby to her.
@@ -167,29 +172,71 @@ def normalize_record(raw: dict) -> dict:
         f["name_shape"] = f["name"]
     f["family_sx"] = names.soundex(f["family_py"].replace(" ", ""))
     f["given_sx"] = names.soundex(f["given_py"].replace(" ", ""))
+    return tuple(f[k] for k in _NAME_KEYS)
 
-    idv, valid, checkable = normalize_id(get("id_number"))
+
+_parse_birth_cached = lru_cache(maxsize=1 << 18)(lambda v: parse_birth(v))
+_address_cached = lru_cache(maxsize=1 << 18)(lambda v: normalize_address(v))
+_city_cached = lru_cache(maxsize=1 << 16)(lambda v: _place(v, ("市", "县", "区")))
+_state_cached = lru_cache(maxsize=1 << 12)(lambda v: _place(v, ("省", "自治区", "市")))
+
+
+def _get(raw: dict, k: str) -> str:
+    v = raw.get(k)
+    if v is None:
+        return ""
+    return v.strip() if isinstance(v, str) else str(v)
+
+
+def normalize_record(raw: dict) -> dict:
+    """Features of one raw record (see :data:`FEATURES`). Missing values are ``""``."""
+    f = dict(zip(_NAME_KEYS, _name_features(_get(raw, "name"), _get(raw, "family"), _get(raw, "given")), strict=True))
+    idv, valid, checkable = normalize_id(_get(raw, "id_number"))
     f["id"], f["id_valid"], f["id_checkable"] = idv, "1" if valid else "", "1" if checkable else ""
-    birth = parse_birth(get("birth_date"))
+    birth = _parse_birth_cached(_get(raw, "birth_date"))
     if not birth and valid:
         bd = ids.resident_id_birth_date(idv)
         birth = bd.strftime("%Y%m%d") if isinstance(bd, date) else ""
     f["birth"] = birth
     f["birth_sw"] = _swap_day_month(birth)
     f["birth_year"] = birth[:4]
-    sex = normalize_sex(get("gender"))
+    sex = normalize_sex(_get(raw, "gender"))
     if not sex and valid:
         sex = "m" if ids.resident_id_sex(idv) == "male" else "f"
     f["sex"] = sex
-    f["phone"] = normalize_phone(get("phone"))
-    f["address"] = normalize_address(get("address"))
-    code = _DIGITS.sub("", get("address_code"))
+    f["phone"] = normalize_phone(_get(raw, "phone"))
+    f["address"] = _address_cached(_get(raw, "address"))
+    code = _DIGITS.sub("", _get(raw, "address_code"))
     f["address_code"] = code[:6] if len(code) >= 6 else code
-    f["postcode"] = _DIGITS.sub("", get("postcode"))
-    f["city"] = _place(get("city"), ("市", "县", "区"))
-    f["state"] = _place(get("state"), ("省", "自治区", "市"))
-    f["identifier"] = re.sub(r"\s+", "", get("identifier")).upper()
+    f["postcode"] = _DIGITS.sub("", _get(raw, "postcode"))
+    f["city"] = _city_cached(_get(raw, "city"))
+    f["state"] = _state_cached(_get(raw, "state"))
+    f["identifier"] = re.sub(r"\s+", "", _get(raw, "identifier")).upper()
     return f
+
+
+def _normalize_chunk(raws: list[dict]) -> list[tuple[str, ...]]:
+    return [tuple(f[k] for k in FEATURES) for f in map(normalize_record, raws)]
+
+
+def normalize_many(raws: list[dict], *, workers: int = 0) -> FeatureTable:
+    """Normalise many raw records into a :class:`FeatureTable`, on ``workers`` processes (0 = one per CPU,
+    only when there are enough records to repay starting them)."""
+    import os
+
+    n = len(raws)
+    workers = workers or (os.cpu_count() or 1)
+    if workers <= 1 or n < 50_000:
+        rows = _normalize_chunk(raws)
+    else:
+        import multiprocessing as mp
+
+        step = -(-n // (workers * 4))
+        chunks = [raws[k:k + step] for k in range(0, n, step)]
+        with mp.get_context("fork").Pool(workers) as pool:
+            rows = [r for part in pool.map(_normalize_chunk, chunks) for r in part]
+    cols = list(zip(*rows, strict=True)) if rows else [() for _ in FEATURES]
+    return FeatureTable({k: list(c) for k, c in zip(FEATURES, cols, strict=True)})
 
 
 @dataclass
