@@ -11,10 +11,12 @@ A ``batch`` runs each entry in its own transaction and reports each entry's outc
 
 from __future__ import annotations
 
+import copy
 import uuid
+from contextlib import nullcontext
 from urllib.parse import parse_qsl, urlsplit
 
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from hutong.fhir.outcome import FhirError, Issue, bad_request, operation_outcome
 from hutong.fhir.rest import FhirRequest, FhirResult, dispatch
@@ -255,39 +257,64 @@ def _binary_patch(binary: dict):
         raise bad_request("PATCH entry Binary.data must hold a base64 JSON Patch") from exc
 
 
+class _NeedsSavepoints(Exception):
+    """A batch entry failed after some of its writes reached the database."""
+
+
 def process_batch(store: Store, bundle: dict, base_url: str, tenant: str | None = None,
                   representation: bool = False) -> dict:
     """Each entry succeeds or fails on its own; failures are reported per entry.
 
-    Entries run in one database transaction with a savepoint each, which gives them the
-    independence a batch needs at the cost of one commit instead of one per entry.
+    Entries run in one database transaction. A failing entry's buffered writes are dropped
+    (they have not reached the database yet), which is all the independence most batches need.
+    When a failure comes from the database itself, or after an entry's rows were sent, the
+    batch is run again with a savepoint around each entry.
     """
     entries = _check_bundle(bundle)
+    try:
+        return _run_batch(store, entries, base_url, tenant, representation, savepoints=False)
+    except (_NeedsSavepoints, DBAPIError):
+        return _run_batch(store, entries, base_url, tenant, representation, savepoints=True)
+
+
+def _run_batch(store, entries, base_url, tenant, representation, *, savepoints: bool) -> dict:
     responses: list[dict] = []
     with store.write(tenant) as tx:
         for i, entry in enumerate(entries):
             req = entry["request"]
             method = req["method"].upper()
             try:
-                with tx.savepoint():
-                    path, query = _split_url(req["url"], base_url)
-                    headers = {}
-                    for key, header in (("ifMatch", "if-match"), ("ifNoneExist", "if-none-exist"),
-                                        ("ifNoneMatch", "if-none-match")):
-                        if req.get(key):
-                            headers[header] = req[key]
-                    body = entry.get("resource")
-                    if isinstance(body, dict):
-                        resolve_conditional_references(tx, body, {})
-                    result = dispatch(tx, FhirRequest(method, path, query, headers, body), base_url)
+                with tx.savepoint() if savepoints else nullcontext():
+                    mark = tx.mark()
+                    try:
+                        result = _batch_entry(tx, entry, base_url)
+                    except FhirError:
+                        if not savepoints and not tx.undo_to(mark):
+                            raise _NeedsSavepoints() from None
+                        raise
                 responses.append(_entry_response(result, representation or method in ("GET", "HEAD")))
             except FhirError as exc:
                 err = _entry_error(i, exc)
                 responses.append({"response": {"status": str(exc.status), "outcome": operation_outcome(err.issues)}})
             except IntegrityError:
+                if not savepoints:
+                    raise
                 err = _entry_error(i, FhirError(409, "conflict", "the entry conflicted with another write"))
                 responses.append({"response": {"status": "409", "outcome": operation_outcome(err.issues)}})
     return {"resourceType": "Bundle", "type": "batch-response", "entry": responses}
+
+
+def _batch_entry(tx: Tx, entry: dict, base_url: str) -> FhirResult:
+    req = entry["request"]
+    path, query = _split_url(req["url"], base_url)
+    headers = {}
+    for key, header in (("ifMatch", "if-match"), ("ifNoneExist", "if-none-exist"), ("ifNoneMatch", "if-none-match")):
+        if req.get(key):
+            headers[header] = req[key]
+    body = copy.deepcopy(entry.get("resource"))
+    if isinstance(body, dict):
+        resolve_conditional_references(tx, body, {})
+    return dispatch(tx, FhirRequest(req["method"].upper(), path, query, headers, body), base_url)
 
 
 __all__ = ["process_bundle", "process_transaction", "process_batch", "ID_RE"]

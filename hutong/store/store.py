@@ -169,6 +169,7 @@ class Tx:
         #: Resources created in this transaction but not yet flushed, for existence checks.
         self._new: set[tuple[str, str]] = set()
         self.events: list[ChangeEvent] = []
+        self._flushes = 0
         #: Resources this transaction will create (ids pre-assigned by a bundle): references to them resolve.
         self.will_exist: set[tuple[str, str]] = set()
         #: Bulk loads switch this off: their references may point at resources later in the input.
@@ -183,6 +184,7 @@ class Tx:
         if not self._pending:
             return
         pending, self._pending = self._pending, {}
+        self._flushes += 1
         order = [schema.resource, schema.resource_version]
         for table in order + [t for t in pending if t not in order]:
             rows = pending.get(table)
@@ -217,6 +219,27 @@ class Tx:
         for seq, ev in zip(seqs, self._events, strict=False):
             self.events.append(ChangeEvent(seq=seq, **ev))
         self._events = []
+
+    def mark(self) -> tuple[int, int, dict]:
+        """A point to undo buffered work back to (see ``undo_to``)."""
+        return (self._flushes, len(self._events), {t: len(rows) for t, rows in self._pending.items()})
+
+    def undo_to(self, mark: tuple[int, int, dict]) -> bool:
+        """Drop work buffered since ``mark``. False when some of it was already sent to the
+        database (a flush happened after this step buffered rows): then only a savepoint helps."""
+        flushes, n_events, lengths = mark
+        if self._flushes != flushes and len(self._events) > n_events:
+            return False
+        if self._flushes != flushes:
+            # Everything buffered before the mark was sent; what is pending now is this step's.
+            lengths = {}
+        for table in list(self._pending):
+            keep = lengths.get(table, 0)
+            del self._pending[table][keep:]
+            if not self._pending[table]:
+                del self._pending[table]
+        del self._events[n_events:]
+        return True
 
     @contextmanager
     def savepoint(self) -> Iterator[None]:

@@ -195,3 +195,15 @@ def test_openapi_docs_served(server):
 
     assert httpx.get(server + "/docs").status_code == 200
     assert "/fhir/{res_type}/{res_id}" in httpx.get(server + "/openapi.json").json()["paths"]
+
+
+def test_batch_failed_entry_leaves_no_trace_and_others_commit(fhir):
+    bundle = {"resourceType": "Bundle", "type": "batch", "entry": [
+        {"resource": {"resourceType": "Patient", "id": "b1"}, "request": {"method": "PUT", "url": "Patient/b1"}},
+        {"resource": {"resourceType": "Patient", "birthDate": "not-a-date"}, "request": {"method": "POST", "url": "Patient"}},
+        {"resource": {"resourceType": "Patient", "id": "b2"}, "request": {"method": "PUT", "url": "Patient/b2"}},
+    ]}
+    statuses = [e["response"]["status"] for e in fhir.post("", json=bundle).json()["entry"]]
+    assert statuses[0].startswith("201") and statuses[1] == "400" and statuses[2].startswith("201")
+    history = fhir.get("/Patient/_history").json()["entry"]
+    assert sorted(e["resource"]["id"] for e in history) == ["b1", "b2"]
