@@ -12,12 +12,12 @@ import uuid
 from urllib.parse import quote, urlencode
 
 import orjson
-from sqlalchemy import and_, case, delete, false, func, or_, select, tuple_
+from sqlalchemy import and_, case, delete, false, func, literal, or_, select, tuple_
 
 from hutong.fhir.outcome import FhirError, Issue, operation_outcome
 from hutong.search.extract import extract
 from hutong.search.params import RESULT_PARAMS, Registry, registry
-from hutong.search.query import Planner, UnknownParam, bad, pcond, split_values
+from hutong.search.query import Part, Planner, UnknownParam, bad, pcond, split_values
 from hutong.search.tables import ALL_TABLES, sp_reference
 from hutong.store.schema import resource as R
 
@@ -128,17 +128,40 @@ class SearchIndex:
                 filters.append((name, value))
         return control, filters
 
+    @staticmethod
+    def _combine(parts, extra=None) -> list:
+        """Plan: the most selective filter (if selective enough) drives as ``IN``; the others are checked per
+        candidate with correlated ``EXISTS`` (index ``(res_type, res_id)``). Without a selective filter every
+        filter is an ``EXISTS`` so the scan follows the sort order and stops at the page size."""
+        parts = list(parts)
+        if extra is not None:
+            parts.append(extra)
+        if not parts:
+            return [], False
+        driver = min(parts, key=lambda p: (p.negate, p.rank))
+        driven = not driver.negate and driver.rank <= 3
+        out = []
+        for p in parts:
+            if p is driver and driven or p.expr is not None:
+                out.append(p.in_form(R.c.res_id))
+            else:
+                out.append(p.exists_form())
+        return out, driven
+
     def _conditions(self, res_type: str | None, types: list[str] | None, filters, strict: bool, base_url: str,
-                    issues: list[Issue]):
+                    issues: list[Issue], extra=None):
         planner = Planner(self.reg, base_url)
         if res_type is not None:
             conds = [R.c.res_type == res_type, R.c.deleted == false()]
+            parts = []
             for name, raw in filters:
                 try:
-                    conds.append(planner.filter(res_type, R.c.res_id, name, raw))
+                    parts.append(planner.part(res_type, R.c.res_id, name, raw))
                 except UnknownParam as exc:
                     self._unknown(exc, strict, issues)
-            return conds
+            combined, driven = self._combine(parts, extra)
+            conds.extend(combined)
+            return conds, driven
         conds = [R.c.deleted == false()]
         if types:
             per_type = {t: [] for t in types}
@@ -153,7 +176,7 @@ class SearchIndex:
                 for t in types:
                     per_type[t].append(built[t])
             conds.append(or_(*[and_(R.c.res_type == t, *c) for t, c in per_type.items()]))
-            return conds
+            return conds, True
         pair = tuple_(R.c.res_type, R.c.res_id)
         for name, raw in filters:
             try:
@@ -164,7 +187,7 @@ class SearchIndex:
                 if exc.why.startswith("unknown search parameter"):
                     exc = UnknownParam(name, f"search parameter {name!r} is not common to all types; add _type")
                 self._unknown(exc, strict, issues)
-        return conds
+        return conds, True
 
     @staticmethod
     def _unknown(exc: UnknownParam, strict: bool, issues: list[Issue]) -> None:
@@ -172,29 +195,28 @@ class SearchIndex:
             raise FhirError(400, "not-supported", exc.why, exc.name)
         issues.append(Issue("warning", "not-supported", f"{exc.why}; the parameter was ignored", [exc.name]))
 
-    def _compartment_cond(self, res_type: str, compartment: tuple[str, str]):
+    def _compartment_part(self, res_type: str, compartment: tuple[str, str]) -> Part:
         ctype, cid = compartment
         comp = self.reg.compartments.get(ctype)
         if comp is None:
             raise FhirError(404, "not-found", f"{ctype} is not a compartment type")
         if res_type == ctype:
-            return R.c.res_id == cid
+            return Part(None, expr=R.c.res_id == cid, rank=0)
         params = comp.get(res_type)
         if not params:
-            return false()
+            return Part(None, expr=false(), rank=0)
         t = sp_reference
         codes = sorted({c for name in params for c in self.reg.store_codes(res_type, name)})
-        return R.c.res_id.in_(
-            select(t.c.res_id).where(
-                t.c.res_type == res_type, t.c.param.in_(codes), t.c.target_type == ctype, t.c.target_id == cid
-            )
+        sub = select(t.c.res_id).where(
+            t.c.res_type == res_type, t.c.param.in_(codes), t.c.target_type == ctype, t.c.target_id == cid
         )
+        return Part(sub, rank=1)
 
     # ------------------------------------------------------------------ search_ids
     def search_ids(self, conn, res_type: str, params: list[tuple[str, str]], limit: int | None = None) -> list[str]:
         """Ids of current resources of ``res_type`` matching ``params`` (unknown parameters: 400)."""
         _control, filters = self._split(params)
-        conds = self._conditions(res_type, None, filters, True, "", [])
+        conds, _driven = self._conditions(res_type, None, filters, True, "", [])
         stmt = select(R.c.res_id).where(*conds).order_by(R.c.res_id)
         if limit is not None:
             stmt = stmt.limit(limit)
@@ -218,11 +240,12 @@ class SearchIndex:
             for t in types:
                 if not self.reg.is_type(t):
                     raise bad(f"_type: unknown resource type {t!r}", "_type")
-        conds = self._conditions(res_type, types, filters, strict, base_url, issues)
+        extra = None
         if compartment is not None:
             if res_type is None:
                 raise bad("a compartment search needs a resource type")
-            conds.append(self._compartment_cond(res_type, compartment))
+            extra = self._compartment_part(res_type, compartment)
+        conds, driven = self._conditions(res_type, types, filters, strict, base_url, issues, extra)
 
         planner = Planner(self.reg, base_url)
         keys = []  # (expression, descending, nullable)
@@ -260,16 +283,12 @@ class SearchIndex:
             cursor_vals, backward = (None, False)
             if opts["cursor"]:
                 cursor_vals, backward = decode_cursor(opts["cursor"], len(keys))
-            where = list(conds)
-            if cursor_vals is not None:
-                where.append(self._keyset(keys, cursor_vals, backward))
-            order = []
-            for expr, desc in keys:
-                rev = desc != backward
-                order.append(expr.desc() if rev else expr.asc())
-            cols = [R.c.res_type, R.c.res_id, R.c.content] + [k[0].label(f"k{i}") for i, k in enumerate(keys)]
-            stmt = select(*cols).where(*where).order_by(*order).limit(count + 1)
-            rows = conn.execute(stmt).all()
+            first = opts["sort"][0] if opts["sort"] else None
+            if (res_type is not None and not driven and not backward and first
+                    and first[0] not in ("_id", "_lastUpdated") and len(keys) >= 2):
+                rows = self._sorted_scan(conn, planner, res_type, conds, keys, first, cursor_vals, count + 1)
+            else:
+                rows = self._page(conn, conds, keys, cursor_vals, backward, count + 1)
             more = len(rows) > count
             rows = rows[:count]
             if backward:
@@ -316,6 +335,53 @@ class SearchIndex:
         if entries:
             bundle["entry"] = entries
         return bundle
+
+    def _page(self, conn, conds, keys, cursor_vals, backward: bool, limit: int, extra_where=()):
+        where = list(conds) + list(extra_where)
+        if cursor_vals is not None:
+            where.append(self._keyset(keys, cursor_vals, backward))
+        order = []
+        for expr, desc in keys:
+            rev = desc != backward
+            order.append(expr.desc() if rev else expr.asc())
+        cols = [R.c.res_type, R.c.res_id, R.c.content] + [k[0].label(f"k{i}") for i, k in enumerate(keys)]
+        stmt = select(*cols).where(*where).order_by(*order).limit(limit)
+        return list(conn.execute(stmt).all())
+
+    def _sorted_scan(self, conn, planner, res_type, conds, keys, first, cursor_vals, limit: int):
+        """Sort-driven plan for searches without a selective filter: walk the sort parameter's index in order
+        (rows holding each resource's min/max value), check the filters per row, stop at the page size; then
+        resources without a sort value (sorted last) by the generic plan. Same keys as the generic plan, so
+        cursors work across both."""
+        code, desc = first
+        p, t, colname = planner.sort_column(res_type, code, desc)
+        col = t.c[colname]
+        t2 = t.alias()
+        agg = (func.max(t2.c[colname]) if desc else func.min(t2.c[colname]))
+        best = select(agg).where(t2.c.res_type == t.c.res_type, t2.c.res_id == t.c.res_id, pcond(t2, p)).scalar_subquery()
+        rows: list = []
+        if cursor_vals is None or cursor_vals[0] == 0:
+            pkeys = [(col, desc)] + keys[2:]
+            where = [t.c.res_type == res_type, pcond(t, p), col == best, *conds]
+            if cursor_vals is not None:
+                where.append(self._keyset(pkeys, cursor_vals[1:], False))
+            cols = [R.c.res_type, R.c.res_id, R.c.content, literal(0).label("k0")] + [
+                k[0].label(f"k{i + 1}") for i, k in enumerate(pkeys)
+            ]
+            order = [e.desc() if d else e.asc() for e, d in pkeys]
+            stmt = (select(*cols).select_from(t.join(R, and_(R.c.res_type == t.c.res_type, R.c.res_id == t.c.res_id)))
+                    .where(*where).order_by(*order).limit(limit))
+            seen = set()
+            for row in conn.execute(stmt):
+                if row[1] not in seen:  # two rows of one resource with the same extreme value
+                    seen.add(row[1])
+                    rows.append(row)
+            if len(rows) >= limit:
+                return rows
+            cursor_vals = None
+        missing = ~select(t2.c.res_id).where(t2.c.res_type == R.c.res_type, t2.c.res_id == R.c.res_id, pcond(t2, p)).exists()
+        rows += self._page(conn, conds, keys, cursor_vals, False, limit - len(rows), extra_where=[missing])
+        return rows
 
     @staticmethod
     def _keyset(keys, vals, backward: bool):

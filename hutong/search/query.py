@@ -259,8 +259,12 @@ class Planner:
     # public -----------------------------------------------------------------------------------------
     def filter(self, res_type: str, id_col, name: str, raw: str):
         """SQL condition on ``id_col`` (res ids of ``res_type``) for one query parameter ``name=raw``."""
+        return self.part(res_type, id_col, name, raw).in_form(id_col)
+
+    def part(self, res_type: str | None, id_col, name: str, raw: str) -> Part:
+        """One filter as a sub-select (usable as ``IN`` or correlated ``EXISTS``) with a selectivity rank."""
         if name.startswith("_has:"):
-            return id_col.in_(self.has_ids(res_type, name, raw))
+            return Part(self.has_ids(res_type, name, raw), rank=2)
         base, _, chain = name.partition(".")
         code, _, modifier = base.partition(":")
         param = self._param(res_type, code, name)
@@ -270,17 +274,18 @@ class Planner:
         if chain:
             if param.type != "reference":
                 raise bad(f"parameter {code} of {res_type} is not a reference and cannot be chained", name)
-            return id_col.in_(self.chain_ids(res_type, param, modifier, chain, raw, name))
+            return Part(self.chain_ids(res_type, param, modifier, chain, raw, name), rank=2)
         if modifier == "missing":
             if raw not in ("true", "false"):
                 raise bad(f"{name} must be true or false", name)
             present = self.present_ids(res_type, param)
-            return id_col.not_in(present) if raw == "true" else id_col.in_(present)
+            return Part(present, negate=raw == "true", rank=9)
         if param.table_only:
-            return self.table_filter(res_type, id_col, param, modifier, values, name)
+            return Part(None, expr=self.table_filter(res_type, id_col, param, modifier, values, name),
+                        rank=0 if param.code == "_id" else 9)
         if modifier == "not" and param.type == "token":
-            return id_col.not_in(self.value_ids(res_type, param, "", values, name))
-        return id_col.in_(self.value_ids(res_type, param, modifier, values, name))
+            return Part(self.value_ids(res_type, param, "", values, name), negate=True, rank=9)
+        return Part(self.value_ids(res_type, param, modifier, values, name), rank=_rank(param, modifier))
 
     # helpers ----------------------------------------------------------------------------------------
     def _param(self, res_type: str | None, code: str, name: str) -> Param:
@@ -517,16 +522,9 @@ class Planner:
         )
 
     # sorting ----------------------------------------------------------------------------------------
-    def sort_expr(self, res_type: str | None, code: str, desc: bool, r=R):
-        if code == "_id":
-            return r.c.res_id, ""
-        if code == "_lastUpdated":
-            return r.c.ts_us, 0
-        p = None
-        if res_type:
-            p = self.reg.get(res_type, code)
-        else:
-            p = self.reg.common.get(code)
+    def sort_column(self, res_type: str | None, code: str, desc: bool):
+        """``(param, table, column)`` holding the sort value of parameter ``code``."""
+        p = self.reg.get(res_type, code) if res_type else self.reg.common.get(code)
         if p is None:
             raise UnknownParam("_sort", f"unknown sort parameter {code!r}")
         if p.type in ("composite", "special") or p.table_only:
@@ -534,22 +532,72 @@ class Planner:
         t = TABLE_OF[p.type]
         ptype = p.type
         if ptype == "date":
-            col, default = (t.c.high_us if desc else t.c.low_us), 0
+            col = "high_us" if desc else "low_us"
         elif ptype in ("number", "quantity"):
-            col, default = (t.c.high if desc else t.c.low), 0.0
+            col = "high" if desc else "low"
         else:
             col = {"string": "norm", "token": "code", "reference": "target_id", "uri": "value"}[ptype]
-            col, default = t.c[col], ""
-        agg = func.max(col) if desc else func.min(col)
+        return p, t, col
+
+    def sort_expr(self, res_type: str | None, code: str, desc: bool, r=R):
+        if code == "_id":
+            return r.c.res_id, ""
+        if code == "_lastUpdated":
+            return r.c.ts_us, 0
+        p, t, col = self.sort_column(res_type, code, desc)
+        default = 0 if col.endswith("_us") else 0.0 if col in ("low", "high") else ""
+        agg = func.max(t.c[col]) if desc else func.min(t.c[col])
         sub = select(agg).where(t.c.res_type == r.c.res_type, t.c.res_id == r.c.res_id, pcond(t, p))
         return sub.scalar_subquery(), default
+
+
+@dataclass
+class Part:
+    """A filter: ``sub`` selects matching ids (``negate`` for NOT), or ``expr`` is a ready condition."""
+
+    sub: object
+    negate: bool = False
+    rank: int = 5
+    expr: object = None
+
+    def in_form(self, id_col):
+        if self.expr is not None:
+            return self.expr
+        return id_col.not_in(self.sub) if self.negate else id_col.in_(self.sub)
+
+    def exists_form(self, r=R):
+        """Correlated ``EXISTS`` on the outer resource row (cheap per candidate via the (res_type, res_id) index)."""
+        if self.expr is not None:
+            return self.expr
+        cols = list(self.sub.selected_columns)
+        if len(cols) == 2:
+            corr = self.sub.where(cols[0] == r.c.res_type, cols[1] == r.c.res_id)
+        else:
+            corr = self.sub.where(cols[0] == r.c.res_id)
+        ex = corr.exists()
+        return not_(ex) if self.negate else ex
+
+
+def _rank(p: Param, modifier: str) -> int:
+    """How selective a filter usually is (lower drives the query): ids and references to one resource first."""
+    if p.type == "reference":
+        return 1
+    if p.type == "token":
+        if modifier == "text":
+            return 5
+        return 1 if "identifier" in p.code or modifier == "of-type" else 3
+    if p.type == "string":
+        return 5 if modifier == "contains" else 2
+    if p.type in ("uri", "composite", "special"):
+        return 3
+    return 4
 
 
 def pcond(t, p: Param, suffix: str = ""):
     """``param`` condition for ``p``'s rows (aliases read the rows of the parameters they stand for)."""
     codes = [c + suffix for c in (p.store_codes or [p.code])]
     cond = t.c.param == codes[0] if len(codes) == 1 else t.c.param.in_(codes)
-    if p.store_type and not suffix and t is sp_reference:
+    if p.store_type and not suffix and "target_type" in t.c:
         cond = and_(cond, t.c.target_type == p.store_type)
     return cond
 

@@ -360,3 +360,20 @@ def test_delete_and_update_reindex(data):
     data.update("Patient", "p3", {"resourceType": "Patient", "id": "p3", "name": [{"family": "Zhang"}]})
     assert ids(data, "Patient", [("name", "mul")]) == ["p1"]
     assert ids(data, "Patient", [("name", "zhang")]) == ["p3"]
+
+
+def test_sorted_scan_pages_into_resources_without_a_value(data):
+    got, cursor = [], None
+    while True:
+        b = bundle(data, "Patient", [("_sort", "-birthdate"), ("_count", "1")] + ([("_cursor", cursor)] if cursor else []))
+        got += match_ids(b)
+        nxt = [link["url"] for link in b["link"] if link["relation"] == "next"]
+        if not nxt:
+            break
+        cursor = nxt[0].split("_cursor=")[1]
+    assert got == ["p2", "p1", "p3"]
+    # a non-selective filter with a sort (sort-driven plan) and the generic plan agree
+    b = bundle(data, "Observation", [("status", "final"), ("_sort", "-date"), ("_count", "3")])
+    assert match_ids(b) == ["o4", "o2", "bp"]
+    b = bundle(data, "Observation", [("status", "final"), ("subject", "Patient/p1"), ("_sort", "-date")])
+    assert match_ids(b) == ["o2", "bp", "o1"]
