@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import time
 import uuid
+from dataclasses import dataclass
 from urllib.parse import quote, urlencode
 
 import orjson
@@ -129,39 +130,37 @@ class SearchIndex:
         return control, filters
 
     @staticmethod
-    def _combine(parts, extra=None) -> list:
-        """Plan: the most selective filter (if selective enough) drives as ``IN``; the others are checked per
-        candidate with correlated ``EXISTS`` (index ``(res_type, res_id)``). Without a selective filter every
-        filter is an ``EXISTS`` so the scan follows the sort order and stops at the page size."""
-        parts = list(parts)
-        if extra is not None:
-            parts.append(extra)
-        if not parts:
-            return [], False
-        driver = min(parts, key=lambda p: (p.negate, p.rank))
-        driven = not driver.negate and driver.rank <= 3
-        out = []
-        for p in parts:
-            if p is driver and driven or p.expr is not None:
-                out.append(p.in_form(R.c.res_id))
-            else:
-                out.append(p.exists_form())
-        return out, driven
+    def _plan(res_type: str, parts: list[Part]) -> Plan:
+        """Plan a type search. The most selective filter (if selective enough) becomes the *driver*: an id-only
+        sub-select on one index; the other filters are correlated ``EXISTS`` probes on the driver's id, so only
+        matching ids reach the resource table. Without a selective filter every filter is an ``EXISTS`` on the
+        resource row and the scan follows the sort order, stopping at the page size."""
+        outer = [R.c.res_type == res_type, R.c.deleted == false()]
+        exprs = [p for p in parts if p.expr is not None]
+        subs = [p for p in parts if p.expr is None]
+        cands = [p for p in subs if not p.negate and p.rank <= 3]
+        if not cands:
+            return Plan(outer + [p.in_form(R.c.res_id) for p in exprs] + [p.exists_form() for p in subs],
+                        driven=bool(exprs))
+        driver = min(cands, key=lambda p: p.rank)
+        dcol = list(driver.sub.selected_columns)[0]
+        inner = driver.sub.where(*[p.exists_form(dcol) for p in subs if p is not driver])
+        return Plan(outer + [p.in_form(R.c.res_id) for p in exprs] + [R.c.res_id.in_(inner)], driven=True,
+                    inner=inner, dcol=dcol, pushdown=not exprs)
 
     def _conditions(self, res_type: str | None, types: list[str] | None, filters, strict: bool, base_url: str,
                     issues: list[Issue], extra=None):
         planner = Planner(self.reg, base_url)
         if res_type is not None:
-            conds = [R.c.res_type == res_type, R.c.deleted == false()]
             parts = []
             for name, raw in filters:
                 try:
                     parts.append(planner.part(res_type, R.c.res_id, name, raw))
                 except UnknownParam as exc:
                     self._unknown(exc, strict, issues)
-            combined, driven = self._combine(parts, extra)
-            conds.extend(combined)
-            return conds, driven
+            if extra is not None:
+                parts.append(extra)
+            return self._plan(res_type, parts)
         conds = [R.c.deleted == false()]
         if types:
             per_type = {t: [] for t in types}
@@ -176,7 +175,7 @@ class SearchIndex:
                 for t in types:
                     per_type[t].append(built[t])
             conds.append(or_(*[and_(R.c.res_type == t, *c) for t, c in per_type.items()]))
-            return conds, True
+            return Plan(conds, driven=True)
         pair = tuple_(R.c.res_type, R.c.res_id)
         for name, raw in filters:
             try:
@@ -187,7 +186,7 @@ class SearchIndex:
                 if exc.why.startswith("unknown search parameter"):
                     exc = UnknownParam(name, f"search parameter {name!r} is not common to all types; add _type")
                 self._unknown(exc, strict, issues)
-        return conds, True
+        return Plan(conds, driven=True)
 
     @staticmethod
     def _unknown(exc: UnknownParam, strict: bool, issues: list[Issue]) -> None:
@@ -216,8 +215,12 @@ class SearchIndex:
     def search_ids(self, conn, res_type: str, params: list[tuple[str, str]], limit: int | None = None) -> list[str]:
         """Ids of current resources of ``res_type`` matching ``params`` (unknown parameters: 400)."""
         _control, filters = self._split(params)
-        conds, _driven = self._conditions(res_type, None, filters, True, "", [])
-        stmt = select(R.c.res_id).where(*conds).order_by(R.c.res_id)
+        plan = self._conditions(res_type, None, filters, True, "", [])
+        if plan.pushdown:
+            stmt = select(plan.dcol).where(plan.inner.whereclause).distinct().order_by(plan.dcol)
+            stmt = plan.inner.with_only_columns(plan.dcol).distinct().order_by(plan.dcol)
+        else:
+            stmt = select(R.c.res_id).where(*plan.conds).order_by(R.c.res_id)
         if limit is not None:
             stmt = stmt.limit(limit)
         return [row[0] for row in conn.execute(stmt)]
@@ -245,7 +248,8 @@ class SearchIndex:
             if res_type is None:
                 raise bad("a compartment search needs a resource type")
             extra = self._compartment_part(res_type, compartment)
-        conds, driven = self._conditions(res_type, types, filters, strict, base_url, issues, extra)
+        plan = self._conditions(res_type, types, filters, strict, base_url, issues, extra)
+        conds, driven = plan.conds, plan.driven
 
         planner = Planner(self.reg, base_url)
         keys = []  # (expression, descending, nullable)
@@ -277,7 +281,7 @@ class SearchIndex:
             return f"{base_url}{path}" + ("?" + urlencode(q, quote_via=quote, safe=":|,/$*") if q else "")
 
         if opts["summary"] == "count" or count == 0:
-            total = conn.execute(select(func.count()).select_from(R).where(*conds)).scalar_one()
+            total = self._count(conn, plan)
             links.append({"relation": "self", "url": link(None)})
         else:
             cursor_vals, backward = (None, False)
@@ -287,6 +291,9 @@ class SearchIndex:
             if (res_type is not None and not driven and not backward and first
                     and first[0] not in ("_id", "_lastUpdated") and len(keys) >= 2):
                 rows = self._sorted_scan(conn, planner, res_type, conds, keys, first, cursor_vals, count + 1)
+            elif plan.pushdown and all(code != "_lastUpdated" for code, _d in opts["sort"]):
+                rows = self._pushdown_page(conn, planner, res_type, plan, opts["sort"], cursor_vals, backward,
+                                           count + 1)
             else:
                 rows = self._page(conn, conds, keys, cursor_vals, backward, count + 1)
             more = len(rows) > count
@@ -316,7 +323,7 @@ class SearchIndex:
                 if not opts["cursor"] and not more:
                     total = len(rows)
                 elif opts["total"] == "accurate" or opts["total"] is None:
-                    total = conn.execute(select(func.count()).select_from(R).where(*conds)).scalar_one()
+                    total = self._count(conn, plan)
         bundle: dict = {
             "resourceType": "Bundle",
             "id": str(uuid.uuid4()),
@@ -335,6 +342,35 @@ class SearchIndex:
         if entries:
             bundle["entry"] = entries
         return bundle
+
+    def _pushdown_page(self, conn, planner, res_type, plan: Plan, sort, cursor_vals, backward: bool, limit: int):
+        """Order, keyset and LIMIT on the driver's ids (index only); the resource table is read for the page."""
+        dcol = plan.dcol
+        row = _RowCols(res_type, dcol)
+        keys = []
+        for code, desc in sort:
+            expr, default = planner.sort_expr(res_type, code, desc, r=row)
+            if code == "_id":
+                keys.append((dcol, desc))
+            else:
+                keys.append((case((expr.is_(None), 1), else_=0), False))
+                keys.append((func.coalesce(expr, default), desc))
+        if not any(k[0] is dcol for k in keys):
+            keys.append((dcol, False))
+        inner = plan.inner.with_only_columns(dcol.label("id"), *[k[0].label(f"k{i}") for i, k in enumerate(keys)])
+        inner = inner.distinct()
+        if cursor_vals is not None:
+            inner = inner.where(self._keyset(keys, cursor_vals, backward))
+        inner = inner.order_by(*[(e.desc() if d != backward else e.asc()) for e, d in keys]).limit(limit)
+        page = inner.subquery()
+        pk = [page.c[f"k{i}"] for i in range(len(keys))]
+        stmt = (
+            select(R.c.res_type, R.c.res_id, R.c.content, *pk)
+            .select_from(page.join(R, and_(R.c.res_type == res_type, R.c.res_id == page.c.id)))
+            .where(R.c.deleted == false())
+            .order_by(*[(c.desc() if d != backward else c.asc()) for c, (_e, d) in zip(pk, keys, strict=True)])
+        )
+        return list(conn.execute(stmt).all())
 
     def _page(self, conn, conds, keys, cursor_vals, backward: bool, limit: int, extra_where=()):
         where = list(conds) + list(extra_where)
@@ -382,6 +418,13 @@ class SearchIndex:
         missing = ~select(t2.c.res_id).where(t2.c.res_type == R.c.res_type, t2.c.res_id == R.c.res_id, pcond(t2, p)).exists()
         rows += self._page(conn, conds, keys, cursor_vals, False, limit - len(rows), extra_where=[missing])
         return rows
+
+    @staticmethod
+    def _count(conn, plan: Plan) -> int:
+        if plan.pushdown:
+            ids = plan.inner.with_only_columns(plan.dcol).distinct().subquery()
+            return conn.execute(select(func.count()).select_from(ids)).scalar_one()
+        return conn.execute(select(func.count()).select_from(R).where(*plan.conds)).scalar_one()
 
     @staticmethod
     def _keyset(keys, vals, backward: bool):
@@ -536,6 +579,25 @@ class SearchIndex:
                 stmt = select(R.c.content).where(R.c.res_type == t, R.c.res_id.in_(ids[i : i + 500]), R.c.deleted == false())
                 out.extend(orjson.loads(row[0]) for row in conn.execute(stmt))
         return out
+
+
+@dataclass
+class Plan:
+    """How a search reaches its ids: outer conditions on ``resource``, and for driven type searches the
+    id-only inner query (driver + EXISTS probes) that can carry ordering and paging (``pushdown``)."""
+
+    conds: list
+    driven: bool = False
+    inner: object = None
+    dcol: object = None
+    pushdown: bool = False
+
+
+class _RowCols:
+    """Stands in for the resource table in sort expressions computed on the driver's ids."""
+
+    def __init__(self, res_type: str, id_col):
+        self.c = type("C", (), {"res_type": literal(res_type), "res_id": id_col})()
 
 
 def _jsonable(vals: list) -> list:

@@ -14,7 +14,7 @@ import re
 import time
 from dataclasses import dataclass
 
-from sqlalchemy import and_, false, func, literal, not_, or_, select, true, tuple_
+from sqlalchemy import and_, false, func, literal, not_, or_, select, true, tuple_, union_all
 
 from hutong.fhir.outcome import FhirError
 from hutong.search.extract import CASE_INSENSITIVE_SYSTEMS, code_key, parse_reference
@@ -285,7 +285,7 @@ class Planner:
                         rank=0 if param.code == "_id" else 9)
         if modifier == "not" and param.type == "token":
             return Part(self.value_ids(res_type, param, "", values, name), negate=True, rank=9)
-        return Part(self.value_ids(res_type, param, modifier, values, name), rank=_rank(param, modifier))
+        return Part(self.value_ids(res_type, param, modifier, values, name), rank=_rank(param, modifier, len(values)))
 
     # helpers ----------------------------------------------------------------------------------------
     def _param(self, res_type: str | None, code: str, name: str) -> Param:
@@ -299,7 +299,7 @@ class Planner:
     def present_ids(self, res_type: str, param: Param):
         if param.table_only:
             return select(R.c.res_id).where(R.c.res_type == res_type, false())
-        t = TABLE_OF[param.type]
+        t = TABLE_OF[param.type].alias()
         return _sel(t, res_type, pcond(t, param))
 
     def table_filter(self, res_type, id_col, param: Param, modifier, values, name):
@@ -339,7 +339,7 @@ class Planner:
             if ptype == "reference" and self.reg.is_type(modifier):
                 return self.reference_ids(res_type, param, values, name, only_type=modifier)
             raise bad(f"modifier :{modifier} is not supported on {ptype} parameter {param.code}", name)
-        t = TABLE_OF[ptype]
+        t = TABLE_OF[ptype].alias()
         suffix = ""
         if ptype == "token":
             if modifier == "of-type":
@@ -374,7 +374,7 @@ class Planner:
             cond = or_(*[quantity_cond(t, v, name) for v in values])
         elif ptype == "reference":
             if modifier == "identifier":
-                t = sp_token
+                t = sp_token.alias()
                 suffix = ":identifier"
                 cond = tokens_cond(t, values, "", name)
             else:
@@ -382,15 +382,15 @@ class Planner:
         elif ptype == "uri":
             cond = or_(*[uri_cond(t, v, modifier) for v in values])
         elif ptype == "composite":
-            cond = or_(*[self.composite_cond(param, v, name) for v in values])
+            cond = or_(*[self.composite_cond(param, v, name, t) for v in values])
         elif ptype == "special":
-            cond = or_(*[self.near_cond(v, name) for v in values])
+            cond = or_(*[self.near_cond(v, name, t) for v in values])
         else:  # pragma: no cover
             raise bad(f"parameter type {ptype} is not searchable", name)
         return _sel(t, res_type, pcond(t, param, suffix), cond)
 
     def reference_ids(self, res_type, param: Param, values, name, only_type: str | None = None):
-        t = sp_reference
+        t = sp_reference.alias()
         conds = []
         for raw in values:
             v = unescape(raw)
@@ -432,15 +432,18 @@ class Planner:
     def chain_ids(self, res_type, param: Param, modifier: str, chain: str, raw: str, name: str):
         targets = self.chain_targets(param, modifier, name)
         inner_code = chain.partition(".")[0].partition(":")[0]
-        t = sp_reference
-        conds = []
+        t = sp_reference.alias()
+        sels = []
         for tt in targets:
             if inner_code.startswith("_has") or self.reg.get(tt, inner_code) is not None:
                 inner = self.filter(tt, t.c.target_id, chain, raw)
-                conds.append(and_(t.c.target_type == tt, inner))
-        if not conds:
+                sels.append(select(t.c.res_id).where(t.c.res_type == res_type, pcond(t, param), t.c.target_type == tt, inner))
+        if not sels:
             raise UnknownParam(name, f"none of {', '.join(targets)} has a search parameter {inner_code!r}")
-        return select(t.c.res_id).where(t.c.res_type == res_type, pcond(t, param), or_(*conds))
+        if len(sels) == 1:
+            return sels[0]
+        u = union_all(*sels).subquery()
+        return select(u.c.res_id)
 
     def has_ids(self, res_type: str, name: str, raw: str):
         """``_has:Type:refparam:rest=value``: targets of ``Type.refparam`` for ``Type`` matching ``rest``."""
@@ -453,18 +456,17 @@ class Planner:
         ref = self.reg.get(src_type, ref_code)
         if ref is None or ref.type != "reference":
             raise bad(f"{name}: {src_type} has no reference parameter {ref_code}", name)
-        t = sp_reference
+        t = sp_reference.alias()
         inner = self.filter(src_type, t.c.res_id, rest, raw)
         return select(t.c.target_id).where(
             t.c.res_type == src_type, pcond(t, ref), t.c.target_type == res_type, inner
         )
 
-    def composite_cond(self, param: Param, raw: str, name: str):
+    def composite_cond(self, param: Param, raw: str, name: str, t=sp_composite):
         parts = split_escaped(raw, "$")
         comps = param.components
         if len(parts) != len(comps):
             raise bad(f"{name} needs {len(comps)} components separated by $", name)
-        t = sp_composite
         conds = []
         c1 = comps[0]
         if c1.type == "reference":
@@ -498,7 +500,7 @@ class Planner:
                 conds.append(num_cond(t.c.c3_lo, t.c.c3_hi, prefix, q, ql, qh))
         return and_(*conds)
 
-    def near_cond(self, raw: str, name: str):
+    def near_cond(self, raw: str, name: str, t=sp_composite):
         """``near=lat|long|distance|units`` (km default; equirectangular approximation)."""
         parts = [unescape(p) for p in split_escaped(raw, "|")]
         try:
@@ -512,7 +514,6 @@ class Planner:
             raise bad(f"unsupported distance unit {units!r} for near", name)
         deg = dist * km / 111.195
         coslat = max(math.cos(math.radians(lat)), 1e-6)
-        t = sp_composite
         dy = t.c.c2_lo - lat
         dx = (t.c.c3_lo - lon) * coslat
         return and_(
@@ -545,6 +546,7 @@ class Planner:
         if code == "_lastUpdated":
             return r.c.ts_us, 0
         p, t, col = self.sort_column(res_type, code, desc)
+        t = t.alias()
         default = 0 if col.endswith("_us") else 0.0 if col in ("low", "high") else ""
         agg = func.max(t.c[col]) if desc else func.min(t.c[col])
         sub = select(agg).where(t.c.res_type == r.c.res_type, t.c.res_id == r.c.res_id, pcond(t, p))
@@ -565,27 +567,33 @@ class Part:
             return self.expr
         return id_col.not_in(self.sub) if self.negate else id_col.in_(self.sub)
 
-    def exists_form(self, r=R):
-        """Correlated ``EXISTS`` on the outer resource row (cheap per candidate via the (res_type, res_id) index)."""
+    def exists_form(self, id_col=None, type_col=None):
+        """Correlated ``EXISTS`` on a candidate id (the resource row's, or the driving sub-select's)."""
         if self.expr is not None:
             return self.expr
+        id_col = R.c.res_id if id_col is None else id_col
         cols = list(self.sub.selected_columns)
         if len(cols) == 2:
-            corr = self.sub.where(cols[0] == r.c.res_type, cols[1] == r.c.res_id)
+            corr = self.sub.where(cols[0] == (R.c.res_type if type_col is None else type_col), cols[1] == id_col)
         else:
-            corr = self.sub.where(cols[0] == r.c.res_id)
+            corr = self.sub.where(cols[0] == id_col)
         ex = corr.exists()
         return not_(ex) if self.negate else ex
 
 
-def _rank(p: Param, modifier: str) -> int:
+def _rank(p: Param, modifier: str, nvalues: int = 1) -> int:
     """How selective a filter usually is (lower drives the query): ids and references to one resource first."""
     if p.type == "reference":
         return 1
     if p.type == "token":
-        if modifier == "text":
+        if modifier == "text" or nvalues > 5:
             return 5
-        return 1 if "identifier" in p.code or modifier == "of-type" else 3
+        if "identifier" in p.code or modifier == "of-type":
+            return 1
+        leaves = set().union(*[leaf for _g, leaf in p.getters]) if p.getters else set()
+        if leaves <= {"code", "boolean", "id"} or p.code in ("category", "class", "type", "_tag", "_security"):
+            return 4  # small value sets: many resources share each value
+        return 3
     if p.type == "string":
         return 5 if modifier == "contains" else 2
     if p.type in ("uri", "composite", "special"):

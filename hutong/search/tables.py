@@ -3,9 +3,9 @@
 Layout (see ``docs/search.md``): every row carries ``res_type`` and ``res_id`` of the indexed resource and
 the search parameter ``param`` (its code, e.g. ``code`` or ``subject``) plus typed value columns. Only the
 current version of every non-deleted resource is indexed; the store clears a resource's rows before it
-re-indexes it. The composite indexes lead with ``(res_type, param, <value>)`` so that a common search is
-answered by one range scan of one index; a second index on ``(res_type, res_id)`` serves deletes, sorting
-and ``:missing``.
+re-indexes it. The composite indexes lead with ``(res_type, param, <value>)`` and end with ``res_id`` so that
+a common search is one index-only range scan; a second index on ``(res_type, res_id, param)`` serves the
+per-candidate ``EXISTS`` probes, deletes and sorting.
 
 Ordered text columns use the ``C`` collation on PostgreSQL so that prefix searches are byte-ordered range
 scans there exactly as on SQLite (whose default ``BINARY`` collation already is).
@@ -29,7 +29,7 @@ def _base(name: str, *cols, indexes=()) -> Table:
         Column("res_id", String(64), nullable=False),
         Column("param", String(64), nullable=False),
         *cols,
-        Index(f"ix_{name}_res", "res_type", "res_id"),
+        Index(f"ix_{name}_res", "res_type", "res_id", "param"),
         *indexes,
     )
 
@@ -43,7 +43,7 @@ sp_token = _base(
     Column("code", CText),
     Column("text", CText),
     indexes=[
-        Index("ix_sp_token_code", "res_type", "param", "code", "system"),
+        Index("ix_sp_token_code", "res_type", "param", "code", "system", "res_id"),
         Index("ix_sp_token_text", "res_type", "param", "text"),
     ],
 )
@@ -54,7 +54,7 @@ sp_string = _base(
     "sp_string",
     Column("norm", CText),
     Column("exact", Text),
-    indexes=[Index("ix_sp_string_norm", "res_type", "param", "norm")],
+    indexes=[Index("ix_sp_string_norm", "res_type", "param", "norm", "res_id")],
 )
 
 #: Date values as inclusive ranges of UTC microseconds (a date, a Period, a Timing's events/bounds).
@@ -63,8 +63,8 @@ sp_date = _base(
     Column("low_us", BigInteger, nullable=False),
     Column("high_us", BigInteger, nullable=False),
     indexes=[
-        Index("ix_sp_date_low", "res_type", "param", "low_us"),
-        Index("ix_sp_date_high", "res_type", "param", "high_us"),
+        Index("ix_sp_date_low", "res_type", "param", "low_us", "high_us", "res_id"),
+        Index("ix_sp_date_high", "res_type", "param", "high_us", "low_us", "res_id"),
     ],
 )
 
@@ -74,7 +74,7 @@ sp_number = _base(
     "sp_number",
     Column("low", Float, nullable=False),
     Column("high", Float, nullable=False),
-    indexes=[Index("ix_sp_number_low", "res_type", "param", "low")],
+    indexes=[Index("ix_sp_number_low", "res_type", "param", "low", "high", "res_id")],
 )
 
 #: Quantities: value range as for numbers, unit system, unit code and unit text.
@@ -85,7 +85,7 @@ sp_quantity = _base(
     Column("system", CText),
     Column("code", CText),
     Column("unit", CText),
-    indexes=[Index("ix_sp_quantity_low", "res_type", "param", "low")],
+    indexes=[Index("ix_sp_quantity_low", "res_type", "param", "low", "high", "res_id")],
 )
 
 #: References: local ``target_type``/``target_id`` (relative ``Type/id`` references) or ``url`` for absolute,
@@ -96,8 +96,8 @@ sp_reference = _base(
     Column("target_id", String(64)),
     Column("url", CText),
     indexes=[
-        Index("ix_sp_reference_target", "res_type", "param", "target_id", "target_type"),
-        Index("ix_sp_reference_rev", "target_type", "target_id", "param"),
+        Index("ix_sp_reference_target", "res_type", "param", "target_id", "target_type", "res_id"),
+        Index("ix_sp_reference_rev", "target_type", "target_id", "param", "res_type", "res_id"),
         Index("ix_sp_reference_url", "res_type", "param", "url"),
     ],
 )
@@ -106,7 +106,7 @@ sp_reference = _base(
 sp_uri = _base(
     "sp_uri",
     Column("value", CText),
-    indexes=[Index("ix_sp_uri_value", "res_type", "param", "value")],
+    indexes=[Index("ix_sp_uri_value", "res_type", "param", "value", "res_id")],
 )
 
 #: Composite parameters: one row per element instance with its components kept together.
