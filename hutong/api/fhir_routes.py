@@ -110,7 +110,7 @@ async def history_instance(res_type: str, res_id: str, request: Request, caller:
     return await handle(request, f"{res_type}/{res_id}/_history", caller)
 
 
-@router.get("/{res_type}/{res_id}/_history/{version_id}", summary="Read one version (vread)")
+@router.api_route("/{res_type}/{res_id}/_history/{version_id}", methods=["GET", "HEAD"], summary="Read one version (vread)")
 async def vread(res_type: str, res_id: str, version_id: str, request: Request, caller: Caller = Depends(get_caller)):
     return await handle(request, f"{res_type}/{res_id}/_history/{version_id}", caller)
 
@@ -155,7 +155,7 @@ async def conditional_patch(res_type: str, request: Request, caller: Caller = De
     return await handle(request, res_type, caller)
 
 
-@router.get("/{res_type}/{res_id}", summary="Read")
+@router.api_route("/{res_type}/{res_id}", methods=["GET", "HEAD"], summary="Read")
 async def read(res_type: str, res_id: str, request: Request, caller: Caller = Depends(get_caller)):
     return await handle(request, f"{res_type}/{res_id}", caller)
 

@@ -207,3 +207,9 @@ def test_batch_failed_entry_leaves_no_trace_and_others_commit(fhir):
     assert statuses[0].startswith("201") and statuses[1] == "400" and statuses[2].startswith("201")
     history = fhir.get("/Patient/_history").json()["entry"]
     assert sorted(e["resource"]["id"] for e in history) == ["b1", "b2"]
+
+
+def test_head_read_has_headers_and_no_body(fhir):
+    pid = create(fhir).json()["id"]
+    r = fhir.head(f"/Patient/{pid}")
+    assert r.status_code == 200 and r.headers["etag"] == 'W/"1"' and r.content == b""
