@@ -155,6 +155,8 @@ class Registry:
         self.by_type: dict[str, dict[str, Param]] = {}
         for rtype in self.resource_types:
             d = dict(self.common)
+            if rtype in ("Binary", "Bundle", "Parameters"):  # not DomainResources: no narrative
+                d.pop("_text", None)
             for p in raw["params"].get(rtype, []):
                 d[p["code"]] = self._make(p)
             self.by_type[rtype] = d

@@ -377,3 +377,25 @@ def test_sorted_scan_pages_into_resources_without_a_value(data):
     assert match_ids(b) == ["o4", "o2", "bp"]
     b = bundle(data, "Observation", [("status", "final"), ("subject", "Patient/p1"), ("_sort", "-date")])
     assert match_ids(b) == ["o2", "bp", "o1"]
+
+
+def test_driven_plan_pages_forward_and_back(data):
+    params = [("subject", "Patient/p1"), ("_sort", "-date"), ("_count", "1")]
+    got, cursors, cursor = [], [], None
+    while True:
+        b = bundle(data, "Observation", params + ([("_cursor", cursor)] if cursor else []))
+        got += match_ids(b)
+        cursors.append(cursor)
+        nxt = [link["url"] for link in b["link"] if link["relation"] == "next"]
+        if not nxt:
+            break
+        cursor = nxt[0].split("_cursor=")[1]
+    assert got == ["o2", "bp", "o1"]
+    assert b["total"] == 3
+    prev = next(link["url"] for link in b["link"] if link["relation"] == "previous").split("_cursor=")[1]
+    assert match_ids(bundle(data, "Observation", params + [("_cursor", prev)])) == ["bp"]
+    # a token OR list with a reference driver, and a count on the driven plan
+    b = bundle(data, "Observation", [("subject", "p1"), ("code", ",".join(["x1", "x2", "x3", "x4", "x5", "2345-7"]))])
+    assert sorted(match_ids(b)) == ["o1", "o2"] and b["total"] == 2
+    b = bundle(data, "Observation", [("subject", "p1"), ("_summary", "count")])
+    assert b["total"] == 3
