@@ -140,7 +140,7 @@ def _upsert(tx, resources: list[dict]) -> ImportSummary:
         elif key in present or key in seen:
             result = tx.update(res_type, key[1], resource)
         else:
-            result = tx.create(resource, res_id=key[1])
+            result = tx.create(resource, res_id=key[1], fresh_id=True)  # absence checked above
             seen.add(key)
         if result.outcome == "created":
             summary.created[res_type] += 1
