@@ -200,7 +200,7 @@ def queries(v: dict) -> list[tuple[str, callable]]:
         ("encounter _revinclude obs+reports", lambda r: q("Encounter", [("_id", r.choice(v["encounters"])), ("_revinclude", "Observation:encounter"), ("_revinclude", "DiagnosticReport:encounter")])),
         ("patient _revinclude (provenance-like)", lambda r: q("Patient", [("_id", r.choice(P)["id"]), ("_revinclude", "Condition:subject"), ("_revinclude", "AllergyIntolerance:patient")])),
         ("chained subject.identifier", lambda r: q("Observation", [("subject.identifier", r.choice(B)["ident"]), ("code", top)])),
-        ("chained 2 levels", lambda r: q("Encounter", [("subject:Patient.organization.name", "x"), ("_count", "10")]) if False else q("Encounter", [("patient.identifier", r.choice(P)["ident"]), ("service-provider.name", "a")])),
+        ("chained 2 levels", lambda r: q("DiagnosticReport", [("encounter.patient.identifier", r.choice(P)["ident"])])),
         ("_has reverse chain", lambda r: q("Patient", [("_has:Condition:patient:code", "44054006"), ("birthdate", "lt1960"), ("_count", "20")])),
         ("token OR list of 50 codes", lambda r: q("Observation", [("patient", r.choice(B)["id"]), ("code", fifty), ("_count", "50")])),
         ("token OR 50 codes, all patients", lambda r: q("Observation", [("code", fifty), ("date", "ge2020-01-01"), ("_count", "20"), ("_total", "none")])),
