@@ -217,7 +217,6 @@ class SearchIndex:
         _control, filters = self._split(params)
         plan = self._conditions(res_type, None, filters, True, "", [])
         if plan.pushdown:
-            stmt = select(plan.dcol).where(plan.inner.whereclause).distinct().order_by(plan.dcol)
             stmt = plan.inner.with_only_columns(plan.dcol).distinct().order_by(plan.dcol)
         else:
             stmt = select(R.c.res_id).where(*plan.conds).order_by(R.c.res_id)
