@@ -194,7 +194,8 @@ def main():
     ap.add_argument("--threads", type=int, default=2, help="client threads posting bundles")
     ap.add_argument("--read-requests", type=int, default=20000)
     ap.add_argument("--connections", type=int, default=16)
-    ap.add_argument("--workers", type=int, default=2, help="server worker processes")
+    ap.add_argument("--ingest-workers", type=int, default=1, help="server worker processes during ingest")
+    ap.add_argument("--read-workers", type=int, default=2, help="server worker processes during reads")
     args = ap.parse_args()
     if not DATA.exists():
         sys.exit(f"Synthea data not found at {DATA}")
@@ -208,22 +209,29 @@ def main():
                 floor = raw_floor(backend, bundles)
                 print(f"[{name}] raw floor: {floor}", flush=True)
                 port = free_port()
-                proc = start_server(backend, port, args.workers)
+                proc = start_server(backend, port, args.ingest_workers)
                 sampler = RssSampler(proc.pid)
                 sampler.start()
                 try:
                     ing = ingest(port, bundles, args.threads)
                     print(f"[{name}] ingest: {ing}", flush=True)
+                finally:
                     sampler.stop.set()
                     sampler.join()
-                    peak_mb = round(sampler.peak / 1e6)
+                    proc.terminate()
+                    proc.wait(timeout=30)
+                peak_mb = round(sampler.peak / 1e6)
+                # Reads on a fresh server over the same database (as after a restart).
+                proc = start_server(backend, port, args.read_workers)
+                try:
                     reads = read_load(backend, port, args.read_requests, args.connections)
                     print(f"[{name}] reads: {reads}", flush=True)
                 finally:
                     proc.terminate()
                     proc.wait(timeout=30)
                 results[name] = {"raw_floor": floor, "ingest": ing, "server_peak_rss_mb": peak_mb,
-                                 "read": reads, "server_workers": args.workers}
+                                 "read": reads, "ingest_workers": args.ingest_workers,
+                                 "read_workers": args.read_workers}
             finally:
                 backend.drop()
     out = REPO / "benchmarks" / "out"
