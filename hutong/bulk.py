@@ -76,7 +76,9 @@ def expand_paths(paths: Iterable[Path]) -> list[Path]:
     for path in paths:
         path = Path(path)
         if path.is_dir():
-            files = [p for p in path.rglob("*") if p.is_file() and (".ndjson" in p.name or ".json" in p.name)]
+            # Skip export/simulation manifests: they describe the data, they are not FHIR resources.
+            files = [p for p in path.rglob("*") if p.is_file() and (".ndjson" in p.name or ".json" in p.name)
+                     and not p.name.startswith("manifest")]
             out.extend(sorted(files, key=_type_rank))
         else:
             out.append(path)
