@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import itertools
+import logging
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -139,6 +140,7 @@ def hutong_zh():
 
 
 if __name__ == "__main__":
+    logging.getLogger("splink").setLevel(logging.WARNING)  # Splink's training chatter
     hutong_febrl() if "--skip-hutong" not in __import__("sys").argv else None
     splink_febrl()
     hutong_zh()

@@ -178,11 +178,12 @@ def run(
 
     t4 = time.perf_counter()
     model.train_em(gamma)
+    n = len(t)
+    model.set_random_pair_prior(len(i), n * (n - 1) // 2 if split is None else split * (n - split), n)
     prob = model.apply_rules(model.probability(gamma, tf), t, i, j, gamma)
     timings["em_score_s"] = time.perf_counter() - t4
 
     t5 = time.perf_counter()
-    n = len(t)
     uf = _UnionFind(n)
     valid_ids = {k: v for k, (v, ok) in enumerate(zip(t.col("id"), t.col("id_valid"), strict=True)) if ok}
     sel = np.flatnonzero(prob >= th.link)
@@ -208,7 +209,9 @@ def run_table(t: FeatureTable, *, u_pairs: int = 200_000, seed: int = 1) -> Mode
     model = Model.estimate_u(comps, t, n_pairs=u_pairs, seed=seed)
     i, j = candidate_pairs(t)
     gamma, _ = compare_all(comps, t, i, j)
-    return model.train_em(gamma)
+    model.train_em(gamma)
+    model.set_random_pair_prior(len(i), len(t) * (len(t) - 1) // 2, len(t))
+    return model
 
 
 def write_clusters(path: Path, result: BatchResult, *, with_source: bool = False) -> None:

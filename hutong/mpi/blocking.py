@@ -15,7 +15,7 @@ from hutong.mpi.features import FeatureTable
 from hutong.mpi.names import initials
 
 KEY_KINDS = (
-    "id", "id_a", "id_b", "phone", "py_year", "fpy_year", "shape_year", "dob_fam", "dob_given", "dob_sex",
+    "id", "id_a", "id_b", "id_c", "phone", "py_year", "fpy_year", "shape_year", "dob_fam", "dob_given", "dob_sex",
     "post_fam", "code_name", "sx_sx", "identifier", "name_addr",
 )
 
@@ -30,7 +30,14 @@ def record_keys(f: dict) -> dict[str, str]:
     birth = f.get("birth", "")
     if idv:
         out["id"] = idv
-        if len(idv) >= 8:
+        if len(idv) == 18:
+            # three pieces (division, birth date, sequence + check); one typo breaks one piece, so one of the
+            # three pairs of pieces still meets. Each key is specific enough not to grow with the index.
+            p1, p2, p3 = idv[:6], idv[6:14], idv[14:]
+            out["id_a"] = p1 + p2
+            out["id_b"] = p2 + p3
+            out["id_c"] = p1 + p3 + "|" + ini[:2]
+        elif len(idv) >= 8:
             h = len(idv) // 2
             out["id_a"] = idv[:h] + "|" + ini[:2]
             out["id_b"] = idv[h:] + "|" + ini[:2]
@@ -48,12 +55,14 @@ def record_keys(f: dict) -> dict[str, str]:
         if giv:
             out["dob_given"] = birth + "|" + giv[:1]
         if f.get("sex"):
-            out["dob_sex"] = birth + "|" + f["sex"]
+            # a wholly different name: birth date + sex (+ city, when known, so the key stays small)
+            out["dob_sex"] = birth + "|" + f["sex"] + "|" + f.get("address_code", "")[:4]
     if f.get("postcode") and f.get("family_sx"):
         out["post_fam"] = f["postcode"] + "|" + f["family_sx"]
     if f.get("address_code") and ini:
-        out["code_name"] = f["address_code"] + "|" + ini
-    if f.get("family_sx") and f.get("given_sx"):
+        out["code_name"] = f["address_code"] + "|" + ini + "|" + year[:3]
+    if f.get("family_sx") and f.get("given_sx") and not f.get("cjk"):
+        # Soundex is too coarse for pinyin (the pinyin keys above cover Chinese names)
         a, b = sorted((f["family_sx"], f["given_sx"]))  # order-free: tolerant of given/family swaps
         out["sx_sx"] = a + b
     if f.get("identifier"):

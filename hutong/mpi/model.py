@@ -88,6 +88,10 @@ class Model:
     lam: float = 0.01
     thresholds: Thresholds = field(default_factory=Thresholds)
     em_iterations: int = 0
+    #: Records in the data the model was fitted on. Non-zero means ``lam`` is, as in Splink, the chance that
+    #: two *random* records match (blocking-independent); online it is rescaled to the index size, keeping the
+    #: expected number of matching records per record. Zero (older models): ``lam`` is used as it is.
+    n_records: int = 0
 
     @property
     def comps(self) -> list[Comparison]:
@@ -247,21 +251,40 @@ class Model:
             out[mask, c] = np.log2(np.maximum(m, 1e-12) / np.maximum(u, 1e-12))
         return out
 
-    def match_weight(self, gamma: np.ndarray, tf: np.ndarray | None = None) -> np.ndarray:
-        """Total match weight (log2 odds) per pair, prior included."""
-        prior = math.log2(self.lam / (1 - self.lam))
-        return prior + self.bayes_factors(gamma, tf).sum(axis=1)
+    def prior(self, n_index: int | None = None) -> float:
+        """Prior match probability of one pair: ``lam`` for the fitted data, or for an index of ``n_index``
+        records the same expected number of matches per record spread over that many (bounded to 0.5)."""
+        if not self.n_records or not n_index:
+            return self.lam
+        rho = self.lam * max(1, self.n_records - 1)
+        return float(min(0.5, max(1e-12, rho / max(1, n_index - 1))))
 
-    def probability(self, gamma: np.ndarray, tf: np.ndarray | None = None) -> np.ndarray:
+    def match_weight(self, gamma: np.ndarray, tf: np.ndarray | None = None, n_index: int | None = None) -> np.ndarray:
+        """Total match weight (log2 odds) per pair, prior included."""
+        lam = self.prior(n_index)
+        return math.log2(lam / (1 - lam)) + self.bayes_factors(gamma, tf).sum(axis=1)
+
+    def probability(self, gamma: np.ndarray, tf: np.ndarray | None = None, n_index: int | None = None) -> np.ndarray:
         """Posterior match probability per pair."""
-        w = np.clip(self.match_weight(gamma, tf), -60, 60)
+        w = np.clip(self.match_weight(gamma, tf, n_index), -60, 60)
         return 1.0 / (1.0 + np.power(2.0, -w))
 
-    def score_pairs(self, t: FeatureTable, i: np.ndarray, j: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(probability, levels, log2 Bayes factors) for pairs ``(i[k], j[k])`` of table ``t``."""
+    def set_random_pair_prior(self, n_candidates: int, n_all_pairs: int, n_records: int) -> None:
+        """Turn ``lam`` from EM (the share of matches among *blocked* pairs) into the chance that two random
+        records match, as Splink does, so that the prior no longer depends on how tight blocking is (the
+        evidence that put a pair into a block is counted by its comparison's weight already)."""
+        if n_all_pairs > 0 and n_candidates > 0:
+            self.lam = float(min(max(self.lam * n_candidates / n_all_pairs, 1e-12), 0.5))
+            self.n_records = int(n_records)
+
+    def score_pairs(self, t: FeatureTable, i: np.ndarray, j: np.ndarray, *,
+                    n_index: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(probability, levels, log2 Bayes factors) for pairs ``(i[k], j[k])`` of table ``t``; ``n_index`` is the
+        size of the index the candidates come from (online)."""
         gamma, tf = compare_all(self.comps, t, i, j)
         bf = self.bayes_factors(gamma, tf)
-        prior = math.log2(self.lam / (1 - self.lam))
+        lam = self.prior(n_index)
+        prior = math.log2(lam / (1 - lam))
         w = np.clip(prior + bf.sum(axis=1), -60, 60)
         p = 1.0 / (1.0 + np.power(2.0, -w))
         return self.apply_rules(p, t, i, j, gamma), gamma, bf
@@ -306,6 +329,7 @@ class Model:
         return {
             "lambda": self.lam,
             "em_iterations": self.em_iterations,
+            "n_records": self.n_records,
             "thresholds": self.thresholds.__dict__,
             "comparisons": [
                 {
@@ -329,6 +353,7 @@ class Model:
             lam=float(d.get("lambda", 0.01)),
             thresholds=Thresholds(**{**Thresholds().__dict__, **d.get("thresholds", {})}),
             em_iterations=int(d.get("em_iterations", 0)),
+            n_records=int(d.get("n_records", 0)),
         )
 
     def explain(self, gamma_row: np.ndarray, bf_row: np.ndarray) -> list[dict]:

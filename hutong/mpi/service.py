@@ -225,9 +225,10 @@ def score_against_index(conn, feats: dict, exclude: str | None = None, *, indexe
     model = get_model(conn)
     table = FeatureTable.from_records([feats] + [c[1] for c in cands])
     table.freq_override = index_frequencies(conn, table, extra=0 if indexed else 1)
+    n_index = (conn.execute(select(mpi_freq.c.n).where(mpi_freq.c.key == TOTAL_KEY)).scalar() or 0) + (0 if indexed else 1)
     i = np.zeros(len(cands), dtype=np.int64)
     j = np.arange(1, len(cands) + 1, dtype=np.int64)
-    prob, gamma, bf = model.score_pairs(table, i, j)
+    prob, gamma, bf = model.score_pairs(table, i, j, n_index=n_index)
     out = []
     for k, (pid, _f, person) in enumerate(cands):
         p = float(prob[k])
