@@ -60,6 +60,28 @@ def _sim(t: FeatureTable, name: str, i: np.ndarray, j: np.ndarray, mask: np.ndar
     return out
 
 
+def _derived(t: FeatureTable, key: str, fn, source: str) -> np.ndarray:
+    """A per-record integer array computed once from column ``source`` (cached on the table)."""
+    got = t._codes.get("~" + key)
+    if got is None:
+        col = t.col(source)
+        got = np.fromiter((fn(v) for v in col), dtype=np.int64, count=len(col))
+        t._codes["~" + key] = got
+    return got
+
+
+def _derived_codes(t: FeatureTable, key: str, fn, source: str) -> np.ndarray:
+    """Equality codes of ``fn(value)`` per record (-1 where ``fn`` gives ``""``), cached on the table."""
+    got = t._codes.get("~" + key)
+    if got is None:
+        vocab: dict[str, int] = {}
+        col = t.col(source)
+        got = np.fromiter((-1 if not (x := fn(v)) else vocab.setdefault(x, len(vocab)) for v in col),
+                          dtype=np.int64, count=len(col))
+        t._codes["~" + key] = got
+    return got
+
+
 def _tf(t: FeatureTable, name: str, i: np.ndarray) -> np.ndarray:
     return t.frequencies(name)[i]
 
@@ -110,7 +132,10 @@ def compare_name_zh(t: FeatureTable, i: np.ndarray, j: np.ndarray) -> Result:
     homo = ok & ~exact & (((pi == pj) & (pi >= 0)) | ((si == sj) & (si >= 0)))
     rest = ok & ~exact & ~homo
     col = t.col("name")
-    sel = np.flatnonzero(rest)
+    nlen = _derived(t, "name_len", lambda c: len(c), "name")
+    fp_i, fp_j, _ = _both(t, "family_py", i, j)
+    # heteronyms only matter between names of one length whose surnames sound alike (解/谢 read xie)
+    sel = np.flatnonzero(rest & (nlen[i] == nlen[j]) & (fp_i == fp_j))
     if len(sel):
         agree = [_readings_agree(col[a], col[b]) for a, b in zip(i[sel].tolist(), j[sel].tolist(), strict=True)]
         homo[sel[np.asarray(agree, dtype=bool)]] = True
@@ -273,11 +298,8 @@ def compare_phone(t: FeatureTable, i: np.ndarray, j: np.ndarray) -> Result:
     exact = ok & (ci == cj)
     rest = ok & ~exact
     dl = _sim(t, "phone", i, j, rest, DamerauLevenshtein.distance)
-    col = t.col("phone")
-    sel = np.flatnonzero(rest)
-    tail = np.zeros(len(i), dtype=bool)
-    if len(sel):
-        tail[sel] = [len(col[a]) >= 8 and col[a][-8:] == col[b][-8:] for a, b in zip(i[sel].tolist(), j[sel].tolist(), strict=True)]
+    tc = _derived_codes(t, "phone_tail8", lambda v: v[-8:] if len(v) >= 8 else "", "phone")
+    tail = rest & (tc[i] == tc[j]) & (tc[i] >= 0)
     lv[rest & ((dl <= 1) | tail)] = 1
     lv[exact] = 0
     tf = np.full(len(i), np.nan)
@@ -295,9 +317,19 @@ def compare_address(t: FeatureTable, i: np.ndarray, j: np.ndarray) -> Result:
     lv[ok] = 3
     exact = ok & (ci == cj)
     rest = ok & ~exact
-    s = _sim(t, "address", i, j, rest, fuzz.token_set_ratio) / 100.0
-    w = _sim(t, "address", i, j, rest, fuzz.WRatio) / 100.0
-    s = np.maximum(s, w)
+    # Chinese addresses have no words to reorder: plain similarity, plus the partial match (one address a
+    # shortened form of the other, 吉林省长春市… / 长春市…) for clearly different lengths, as WRatio weighs it.
+    # Latin addresses: token-set and WRatio.
+    zh = _derived(t, "addr_cjk", lambda v: 1 if v and " " not in v and ord(max(v)) > 0x2E80 else 0, "address")
+    alen = _derived(t, "addr_len", len, "address")
+    both_zh = rest & (zh[i] == 1) & (zh[j] == 1)
+    s = _sim(t, "address", i, j, both_zh, fuzz.ratio) / 100.0
+    lr = np.maximum(alen[i], alen[j]) / np.maximum(1, np.minimum(alen[i], alen[j]))
+    part = both_zh & (s < 0.9) & (lr >= 1.5)
+    s = np.maximum(s, _sim(t, "address", i, j, part, fuzz.partial_ratio) / 100.0 * 0.9)
+    latin = rest & ~both_zh
+    s = np.maximum(s, _sim(t, "address", i, j, latin, fuzz.token_set_ratio) / 100.0)
+    s = np.maximum(s, _sim(t, "address", i, j, latin, fuzz.WRatio) / 100.0)
     lv[rest & (s >= 0.75)] = 2
     lv[rest & (s >= 0.9)] = 1
     lv[exact] = 0
