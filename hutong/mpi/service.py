@@ -137,13 +137,14 @@ def _bump(conn, keys: list[str], delta: int) -> None:
     conn.execute(stmt, rows)
 
 
-def index_frequencies(conn, table: FeatureTable, *, extra: int = 0) -> dict[str, np.ndarray]:
+def index_frequencies(conn, table: FeatureTable, *, extra: int = 0, first_only: bool = False) -> dict[str, np.ndarray]:
     """Per record of ``table``, each TF feature's relative frequency over the *whole index* — count of the value
     among indexed records with that feature filled, as batch computes it over its file. ``extra`` = 1 counts the
-    first record of ``table`` in as well (a ``$match`` query that is not itself indexed)."""
+    first record of ``table`` in as well (a ``$match`` query that is not itself indexed). ``first_only``: only the
+    first record's values are looked up (scoring uses the query's own frequencies; the rest are left 0)."""
     need: dict[str, tuple[str, str]] = {}
     for name in TF_FEATURES:
-        for v in set(table.col(name)):
+        for v in set(table.col(name)[:1] if first_only else table.col(name)):
             if v:
                 need[_freq_key(name, v)] = (name, v)
         need[f"{name}:*"] = (name, "")
@@ -155,7 +156,7 @@ def index_frequencies(conn, table: FeatureTable, *, extra: int = 0) -> dict[str,
         total = got.get(f"{name}:*", 0) + (extra if q else 0)
         arr = np.zeros(len(col))
         if total > 0:
-            for k, v in enumerate(col):
+            for k, v in enumerate(col[:1] if first_only else col):
                 if v:
                     c = got.get(_freq_key(name, v), 0) + (extra if v == q else 0)
                     arr[k] = max(c, 1) / max(total, 1)
@@ -224,7 +225,8 @@ def score_against_index(conn, feats: dict, exclude: str | None = None, *, indexe
         return []
     model = get_model(conn)
     table = FeatureTable.from_records([feats] + [c[1] for c in cands])
-    table.freq_override = index_frequencies(conn, table, extra=0 if indexed else 1)
+    # the term frequency of an agreeing value is read from the query's side (as batch reads it from one side)
+    table.freq_override = index_frequencies(conn, table, extra=0 if indexed else 1, first_only=True)
     n_index = (conn.execute(select(mpi_freq.c.n).where(mpi_freq.c.key == TOTAL_KEY)).scalar() or 0) + (0 if indexed else 1)
     i = np.zeros(len(cands), dtype=np.int64)
     j = np.arange(1, len(cands) + 1, dtype=np.int64)
