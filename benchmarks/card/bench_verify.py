@@ -259,9 +259,19 @@ def main() -> None:
     args = ap.parse_args()
 
     tmp = tempfile.mkdtemp(prefix="hutong-card-bench-")
+    url, drop_schema = args.database_url, None
+    if url.startswith("postgres"):
+        # A fresh schema per run (dropped at the end), as the tests do.
+        from sqlalchemy import create_engine, text
+
+        drop_schema = "card_bench_" + os.urandom(6).hex()
+        admin = create_engine("postgresql+psycopg://" + url.split("://", 1)[1])
+        with admin.begin() as conn:
+            conn.execute(text(f'CREATE SCHEMA "{drop_schema}"'))
+        url = f"{url}{'&' if '?' in url else '?'}options=-csearch_path%3D{drop_schema}"
     env = {
         "HUTONG_DATA_DIR": tmp,
-        "HUTONG_DATABASE_URL": args.database_url,
+        "HUTONG_DATABASE_URL": url,
         "HUTONG_CARD_KEK": base64.b64encode(os.urandom(32)).decode(),
         "HUTONG_CARD_QR_TTL_SECONDS": "900",  # codes are made before the run; keep them valid throughout
     }
@@ -284,6 +294,10 @@ def main() -> None:
                       f"server CPU {x['server_cpu_ms_per_req']:.2f} ms/req  client CPU {x['client_cpu_ms_per_req']:.2f} ms/req  "
                       f"n={x['n']} statuses={x['statuses']}")
     store.close()
+    if drop_schema:
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{drop_schema}" CASCADE'))
+        admin.dispose()
     print(json.dumps(results, indent=1, default=str))
 
 
