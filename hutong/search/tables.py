@@ -13,7 +13,7 @@ scans there exactly as on SQLite (whose default ``BINARY`` collation already is)
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, Float, Index, String, Table, Text
+from sqlalchemy import DDL, BigInteger, Column, Float, Index, String, Table, Text, event
 
 from hutong.store.schema import metadata
 
@@ -143,3 +143,22 @@ TABLES = {
 }
 
 ALL_TABLES = [sp_token, sp_string, sp_date, sp_number, sp_quantity, sp_reference, sp_uri, sp_composite]
+
+# PostgreSQL estimates (res_type, param, value) selectivity as a product of independent columns, which is
+# far off for these tables (a parameter code only occurs with its resource types); multi-column statistics
+# let the planner see the real frequencies of the common (type, parameter, value) combinations.
+_STATS = {
+    sp_token: "res_type, param, code",
+    sp_reference: "res_type, param, target_type",
+    sp_date: "res_type, param",
+    sp_string: "res_type, param",
+    sp_quantity: "res_type, param, code",
+    sp_composite: "res_type, param, c1_c",
+}
+for _table, _cols in _STATS.items():
+    event.listen(
+        _table,
+        "after_create",
+        DDL(f"CREATE STATISTICS IF NOT EXISTS st_{_table.name} (ndistinct, dependencies, mcv) ON {_cols} FROM {_table.name}")
+        .execute_if(dialect="postgresql"),
+    )
