@@ -159,6 +159,16 @@ class Jwks(BaseModel):
     keys: list[dict]
 
 
+def startup(app) -> None:
+    """Create the first signing key at start-up so the first resident does not pay for it."""
+    import logging
+
+    try:
+        service.service_for(app.state.store).keys.signer()
+    except Exception:  # noqa: BLE001 - e.g. a wrong KEK: the API reports it per request, the node still starts
+        logging.getLogger("hutong.card").exception("health card keys are not usable")
+
+
 def _store(request: Request):
     return request.app.state.store
 

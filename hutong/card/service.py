@@ -532,13 +532,14 @@ def _identify(store, row, code: VerifiedCode, ctx: ScanContext) -> dict:
 
 
 def _maybe_purge(store, svc: CardService, ts: int) -> None:
-    """Every 2,000 accepted scans, drop replay rows of codes expired more than an hour ago."""
+    """Every 2,000 accepted scans, drop replay rows expired an hour ago and verification codes a day old."""
     svc._verifications += 1
     if svc._verifications % 2000:
         return
     try:
         with store.write() as tx:
             tx.conn.execute(delete(card_code_use).where(card_code_use.c.expires_us < ts - 3_600_000_000))
+            tx.conn.execute(delete(card_vcode).where(card_vcode.c.expires_us < ts - 86_400_000_000))
     except Exception:  # noqa: BLE001 - housekeeping must never fail a verification
         log.exception("purging used card codes failed")
 
