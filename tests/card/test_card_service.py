@@ -376,3 +376,17 @@ def test_concurrent_scans_of_one_code(world):
     assert others == [card["card_id"]] * 20
     reasons = {r["reason"]: r["count"] for r in S.refusals_by_reason(world)}
     assert reasons.get("replayed") == 16 - len(winners)
+
+
+def test_ttl_from_environment(world, monkeypatch):
+    from hutong.config import load_settings
+
+    monkeypatch.setenv("HUTONG_CARD_QR_TTL_SECONDS", "30")
+    settings = load_settings(data_dir=world.settings.data_dir, database_url=world.settings.database_url)
+    world._card_service = S.CardService(world, settings)
+    card, _ = S.issue_card(world, "Patient/p1")
+    import time as _time
+
+    before = int(_time.time())
+    _, exp = S.make_qr(world, card["card_id"])
+    assert before + 29 <= exp <= int(_time.time()) + 30
