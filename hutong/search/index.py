@@ -140,7 +140,7 @@ class SearchIndex:
         subs = [p for p in parts if p.expr is None]
         cands = [p for p in subs if not p.negate and p.rank <= 3]
         if not cands:
-            return Plan(outer + [p.in_form(R.c.res_id) for p in exprs] + [p.exists_form() for p in subs],
+            return Plan(outer + [p.in_form(R.c.res_id) for p in exprs] + [p.exists_form(fence=True) for p in subs],
                         driven=bool(exprs))
         driver = min(cands, key=lambda p: p.rank)
         dcol = list(driver.sub.selected_columns)[0]
@@ -266,7 +266,8 @@ class SearchIndex:
         if res_type is None:
             keys.append((R.c.res_type, False))
         if not any(k[0] is R.c.res_id for k in keys):
-            keys.append((R.c.res_id, False))
+            # tie-break in the direction of the first key, so an index walked backwards serves both
+            keys.append((R.c.res_id, bool(opts["sort"]) and opts["sort"][0][1]))
 
         count = opts["count"]
         total = None
@@ -355,7 +356,7 @@ class SearchIndex:
                 keys.append((case((expr.is_(None), 1), else_=0), False))
                 keys.append((func.coalesce(expr, default), desc))
         if not any(k[0] is dcol for k in keys):
-            keys.append((dcol, False))
+            keys.append((dcol, bool(sort) and sort[0][1]))
         inner = plan.inner.with_only_columns(dcol.label("id"), *[k[0].label(f"k{i}") for i, k in enumerate(keys)])
         inner = inner.distinct()
         if cursor_vals is not None:
@@ -396,7 +397,7 @@ class SearchIndex:
         best = select(agg).where(t2.c.res_type == t.c.res_type, t2.c.res_id == t.c.res_id, pcond(t2, p)).scalar_subquery()
         rows: list = []
         if cursor_vals is None or cursor_vals[0] == 0:
-            pkeys = [(col, desc)] + keys[2:]
+            pkeys = [(col, desc)] + [((t.c.res_id if k is R.c.res_id else k), d) for k, d in keys[2:]]
             where = [t.c.res_type == res_type, pcond(t, p), col == best, *conds]
             if cursor_vals is not None:
                 where.append(self._keyset(pkeys, cursor_vals[1:], False))

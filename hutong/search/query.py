@@ -567,8 +567,11 @@ class Part:
             return self.expr
         return id_col.not_in(self.sub) if self.negate else id_col.in_(self.sub)
 
-    def exists_form(self, id_col=None, type_col=None):
-        """Correlated ``EXISTS`` on a candidate id (the resource row's, or the driving sub-select's)."""
+    def exists_form(self, id_col=None, type_col=None, fence: bool = False):
+        """Correlated ``EXISTS`` on a candidate id (the resource row's, or the driving sub-select's).
+
+        ``fence`` keeps it a per-row probe: PostgreSQL would otherwise turn a top-level ``EXISTS`` into a
+        semi-join and hash the whole (non-selective) value set instead of stopping at the page size."""
         if self.expr is not None:
             return self.expr
         id_col = R.c.res_id if id_col is None else id_col
@@ -578,7 +581,8 @@ class Part:
         else:
             corr = self.sub.where(cols[0] == id_col)
         ex = corr.exists()
-        return not_(ex) if self.negate else ex
+        ex = not_(ex) if self.negate else ex
+        return ex.is_(true()) if fence else ex
 
 
 def _rank(p: Param, modifier: str, nvalues: int = 1) -> int:

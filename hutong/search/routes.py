@@ -122,17 +122,24 @@ def everything(tx, patient_id: str | None, query: dict[str, str], base_url: str,
         raise bad("_count must be an integer", "_count") from None
     since = _since(query.get("_since"))
     types = _types(query.get("_type"))
-    conds = [R.c.deleted == false(), compartment_filter("Patient", None if patient_id is None else [patient_id], types)]
-    if since is not None:
-        conds.append(R.c.ts_us >= since)
     cursor = query.get("_cursor")
+    last = None
     if cursor:
         (last_type, last_id), _b = decode_cursor(cursor, 2)
-        conds.append(tuple_(R.c.res_type, R.c.res_id) > tuple_(last_type, last_id))
-    stmt = select(R.c.res_type, R.c.res_id, R.c.content).where(*conds).order_by(R.c.res_type, R.c.res_id).limit(count + 1)
-    rows = tx.conn.execute(stmt).all()
-    more = len(rows) > count
-    rows = rows[:count]
+        last = (last_type, last_id)
+    if patient_id is not None:
+        rows, more = _everything_one(tx.conn, patient_id, types, since, last, count)
+    else:
+        conds = [R.c.deleted == false(), compartment_filter("Patient", None, types)]
+        if since is not None:
+            conds.append(R.c.ts_us >= since)
+        if last:
+            conds.append(tuple_(R.c.res_type, R.c.res_id) > tuple_(*last))
+        stmt = (select(R.c.res_type, R.c.res_id, R.c.content).where(*conds)
+                .order_by(R.c.res_type, R.c.res_id).limit(count + 1))
+        rows = tx.conn.execute(stmt).all()
+        more = len(rows) > count
+        rows = rows[:count]
     path = f"/Patient/{patient_id}/$everything" if patient_id else "/Patient/$everything"
     keep = [(k, v) for k, v in query.items() if k != "_cursor"]
 
@@ -156,6 +163,34 @@ def everything(tx, patient_id: str | None, query: dict[str, str], base_url: str,
             for t, i, c in rows
         ]
     return bundle
+
+
+def _everything_one(conn, patient_id: str, types, since, last, count: int):
+    """One patient's compartment from the reverse reference index (one range scan), paged by (type, id)."""
+    pairs = set(compartment_pairs("Patient"))
+    t = sp_reference
+    stmt = select(t.c.res_type, t.c.res_id, t.c.param).where(t.c.target_type == "Patient", t.c.target_id == patient_id)
+    keys = {(rt, rid) for rt, rid, p in conn.execute(stmt) if (rt, p) in pairs}
+    keys.add(("Patient", patient_id))
+    ordered = sorted(k for k in keys if (types is None or k[0] in types) and (last is None or k > last))
+    rows: list = []
+    step = max(1, min(count + 1, 500))
+    for i in range(0, len(ordered), step):
+        chunk = ordered[i : i + step]
+        by_type: dict[str, list[str]] = {}
+        for rt, rid in chunk:
+            by_type.setdefault(rt, []).append(rid)
+        found = {}
+        for rt, ids in by_type.items():
+            conds = [R.c.res_type == rt, R.c.res_id.in_(ids), R.c.deleted == false()]
+            if since is not None:
+                conds.append(R.c.ts_us >= since)
+            for a, b, c in conn.execute(select(R.c.res_type, R.c.res_id, R.c.content).where(*conds)):
+                found[(a, b)] = (a, b, c)
+        rows.extend(found[k] for k in chunk if k in found)
+        if len(rows) > count:
+            break
+    return rows[:count], len(rows) > count
 
 
 @router.get("/fhir/Patient/$everything", summary="All patients' records ($everything)")

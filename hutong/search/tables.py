@@ -63,8 +63,8 @@ sp_date = _base(
     Column("low_us", BigInteger, nullable=False),
     Column("high_us", BigInteger, nullable=False),
     indexes=[
-        Index("ix_sp_date_low", "res_type", "param", "low_us", "high_us", "res_id"),
-        Index("ix_sp_date_high", "res_type", "param", "high_us", "low_us", "res_id"),
+        Index("ix_sp_date_low", "res_type", "param", "low_us", "res_id", "high_us"),
+        Index("ix_sp_date_high", "res_type", "param", "high_us", "res_id", "low_us"),
     ],
 )
 
