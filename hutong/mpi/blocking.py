@@ -68,7 +68,9 @@ def record_keys(f: dict) -> dict[str, str]:
     if f.get("identifier"):
         out["identifier"] = f["identifier"]
     if f.get("address") and f.get("family_sx"):
-        out["name_addr"] = f["address"][:12] + "|" + f["family_sx"]
+        # the address's end (street number, building, unit) survives a dropped province or city prefix, and
+        # unlike its beginning it does not put a whole street into one block
+        out["name_addr"] = f["address"][-10:] + "|" + f["family_sx"]
     return out
 
 
