@@ -303,10 +303,13 @@ class Model:
             col = {n: gamma[:, k] for k, n in enumerate(self.comparisons)}
             if "birth_date" in col and ("name" in col or "given" in col):
                 birth_off = col["birth_date"] == 4
+                # a missing name counts too: a newborn's placeholder record (王丽之子) shares its mother's and
+                # siblings' phone and address, never their birth date
                 if "name" in col:
-                    name_off = col["name"] >= 4
+                    name_off = (col["name"] >= 4) | (col["name"] < 0)
                 else:
-                    name_off = (col["given"] == 3) & (col.get("family", col["given"]) == 3)
+                    name_off = ((col["given"] == 3) | (col["given"] < 0)) & (
+                        (col.get("family", col["given"]) == 3) | (col.get("family", col["given"]) < 0))
                 id_ok = np.isin(col["id_number"], (0, 1)) if "id_number" in col else np.zeros(len(p), dtype=bool)
                 p = np.where(birth_off & name_off & ~id_ok, np.minimum(p, th.id_conflict_cap), p)
         if gamma is not None and th.uncorroborated_cap < 1.0 and len(p):

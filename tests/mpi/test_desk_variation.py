@@ -120,3 +120,12 @@ def test_common_name_same_birth_date_without_corroboration_is_not_certain():
          "address": "吉林市船营区解放大路88号"}
     p = _score(a, b)
     assert p < _model().thresholds.certain
+
+
+def test_newborn_placeholder_does_not_join_a_sibling():
+    sibling = {"family": "丁", "given": "雨", "gender": "female", "birth_date": "2021-05-16",
+               "id_number": ids.make_resident_id("220183", __import__("datetime").date(2021, 5, 16), 400, "female"),
+               "phone": "19907807127", "address": BASE["address"]}
+    baby = {"name": "丁雨之女", "gender": "female", "birth_date": "2024-07-06", "phone": "19907807127",
+            "address": BASE["address"]}
+    assert _score(sibling, baby) < 0.5
