@@ -141,7 +141,7 @@ class SearchIndex:
         cands = [p for p in subs if not p.negate and p.rank <= 3]
         if not cands:
             return Plan(outer + [p.in_form(R.c.res_id) for p in exprs] + [p.exists_form(fence=True) for p in subs],
-                        driven=bool(exprs))
+                        driven=bool(exprs), probes=subs, exprs=[p.in_form(R.c.res_id) for p in exprs])
         driver = min(cands, key=lambda p: p.rank)
         dcol = list(driver.sub.selected_columns)[0]
         inner = driver.sub.where(*[p.exists_form(dcol) for p in subs if p is not driver])
@@ -290,7 +290,7 @@ class SearchIndex:
             first = opts["sort"][0] if opts["sort"] else None
             if (res_type is not None and not driven and not backward and first
                     and first[0] not in ("_id", "_lastUpdated") and len(keys) >= 2):
-                rows = self._sorted_scan(conn, planner, res_type, conds, keys, first, cursor_vals, count + 1)
+                rows = self._sorted_scan(conn, planner, res_type, plan, keys, first, cursor_vals, count + 1)
             elif plan.pushdown and all(code != "_lastUpdated" for code, _d in opts["sort"]):
                 rows = self._pushdown_page(conn, planner, res_type, plan, opts["sort"], cursor_vals, backward,
                                            count + 1)
@@ -384,7 +384,7 @@ class SearchIndex:
         stmt = select(*cols).where(*where).order_by(*order).limit(limit)
         return list(conn.execute(stmt).all())
 
-    def _sorted_scan(self, conn, planner, res_type, conds, keys, first, cursor_vals, limit: int):
+    def _sorted_scan(self, conn, planner, res_type, plan: Plan, keys, first, cursor_vals, limit: int):
         """Sort-driven plan for searches without a selective filter: walk the sort parameter's index in order
         (rows holding each resource's min/max value), check the filters per row, stop at the page size; then
         resources without a sort value (sorted last) by the generic plan. Same keys as the generic plan, so
@@ -398,7 +398,10 @@ class SearchIndex:
         rows: list = []
         if cursor_vals is None or cursor_vals[0] == 0:
             pkeys = [(col, desc)] + [((t.c.res_id if k is R.c.res_id else k), d) for k, d in keys[2:]]
-            where = [t.c.res_type == res_type, pcond(t, p), col == best, *conds]
+            # probes on the sort row's id, so PostgreSQL checks them before it reads the resource row
+            probes = [q.exists_form(t.c.res_id, fence=True) for q in plan.probes or []]
+            where = [t.c.res_type == res_type, pcond(t, p), col == best, R.c.deleted == false(), *probes,
+                     *(plan.exprs or [])]
             if cursor_vals is not None:
                 where.append(self._keyset(pkeys, cursor_vals[1:], False))
             cols = [R.c.res_type, R.c.res_id, R.c.content, literal(0).label("k0")] + [
@@ -416,7 +419,7 @@ class SearchIndex:
                 return rows
             cursor_vals = None
         missing = ~select(t2.c.res_id).where(t2.c.res_type == R.c.res_type, t2.c.res_id == R.c.res_id, pcond(t2, p)).exists()
-        rows += self._page(conn, conds, keys, cursor_vals, False, limit - len(rows), extra_where=[missing])
+        rows += self._page(conn, plan.conds, keys, cursor_vals, False, limit - len(rows), extra_where=[missing])
         return rows
 
     @staticmethod
@@ -428,6 +431,10 @@ class SearchIndex:
 
     @staticmethod
     def _keyset(keys, vals, backward: bool):
+        if len(keys) > 1 and len({d for _e, d in keys}) == 1:
+            # one direction: a row-value comparison, which both backends use as an index range bound
+            lhs, rhs = tuple_(*[e for e, _d in keys]), tuple_(*[literal(v) for v in vals])
+            return lhs < rhs if (keys[0][1] != backward) else lhs > rhs
         ors = []
         for i, (expr, desc) in enumerate(keys):
             after = (expr < vals[i]) if (desc != backward) else (expr > vals[i])
@@ -591,6 +598,9 @@ class Plan:
     inner: object = None
     dcol: object = None
     pushdown: bool = False
+    #: Non-driven type searches: the filters (as parts) and ready conditions, for the sort-driven scan.
+    probes: list | None = None
+    exprs: list | None = None
 
 
 class _RowCols:

@@ -580,6 +580,8 @@ class Part:
             corr = self.sub.where(cols[0] == (R.c.res_type if type_col is None else type_col), cols[1] == id_col)
         else:
             corr = self.sub.where(cols[0] == id_col)
+        if fence:  # LIMIT 1 also stops PostgreSQL from turning the probe into a hashed sub-plan
+            corr = corr.limit(1)
         ex = corr.exists()
         ex = not_(ex) if self.negate else ex
         return ex.is_(true()) if fence else ex

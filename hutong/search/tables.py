@@ -21,7 +21,7 @@ from hutong.store.schema import metadata
 CText = Text().with_variant(Text(collation="C"), "postgresql")
 
 
-def _base(name: str, *cols, indexes=()) -> Table:
+def _base(name: str, *cols, indexes=(), res_extra=()) -> Table:
     return Table(
         name,
         metadata,
@@ -29,7 +29,7 @@ def _base(name: str, *cols, indexes=()) -> Table:
         Column("res_id", String(64), nullable=False),
         Column("param", String(64), nullable=False),
         *cols,
-        Index(f"ix_{name}_res", "res_type", "res_id", "param"),
+        Index(f"ix_{name}_res", "res_type", "res_id", "param", *res_extra),
         *indexes,
     )
 
@@ -66,6 +66,7 @@ sp_date = _base(
         Index("ix_sp_date_low", "res_type", "param", "low_us", "res_id", "high_us"),
         Index("ix_sp_date_high", "res_type", "param", "high_us", "res_id", "low_us"),
     ],
+    res_extra=("low_us", "high_us"),  # sort keys (min/max per resource) read from the index alone
 )
 
 #: Numbers as inclusive ranges ``low``..``high`` (equal for a plain value; a Range's bounds otherwise,
