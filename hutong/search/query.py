@@ -14,7 +14,7 @@ import re
 import time
 from dataclasses import dataclass
 
-from sqlalchemy import and_, false, func, literal, not_, or_, select, true, tuple_, union_all
+from sqlalchemy import and_, false, func, literal, literal_column, not_, or_, select, true, tuple_, union_all
 
 from hutong.fhir.outcome import FhirError
 from hutong.search.extract import CASE_INSENSITIVE_SYSTEMS, code_key, parse_reference
@@ -580,8 +580,8 @@ class Part:
             corr = self.sub.where(cols[0] == (R.c.res_type if type_col is None else type_col), cols[1] == id_col)
         else:
             corr = self.sub.where(cols[0] == id_col)
-        if fence:  # LIMIT 1 also stops PostgreSQL from turning the probe into a hashed sub-plan
-            corr = corr.limit(1)
+        if fence:  # OFFSET 0 also stops PostgreSQL from turning the probe into a hashed sub-plan
+            corr = corr.limit(1).offset(literal_column("0"))
         ex = corr.exists()
         ex = not_(ex) if self.negate else ex
         return ex.is_(true()) if fence else ex
