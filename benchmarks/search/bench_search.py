@@ -100,6 +100,8 @@ def fast_load(store, scale: int, summary) -> None:
         if len(batch) >= 1000:
             upsert_resources(store, batch, summary, where)
             batch = []
+            if summary.resources % 50000 < 1000:
+                print(f"  {summary.resources} resources", flush=True)
     if batch:
         upsert_resources(store, batch, summary, "last")
 
