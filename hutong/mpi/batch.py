@@ -203,12 +203,13 @@ def run(
     return BatchResult(record_ids, cluster_ids, sources, i, j, prob, model, [], timings, len(i))
 
 
-def run_table(t: FeatureTable, *, u_pairs: int = 200_000, seed: int = 1) -> Model:
-    """Fit a model (u by random pairs, m by EM over blocked pairs) on an already normalised table."""
+def run_table(t: FeatureTable, *, u_pairs: int = 200_000, seed: int = 1, workers: int = 1) -> Model:
+    """Fit a model (u by random pairs, m by EM over blocked pairs) on an already normalised table. Serial by
+    default: this runs inside the server (``POST /api/mpi/model/train``), where forking is not safe."""
     comps = choose_comparisons(t)
-    model = Model.estimate_u(comps, t, n_pairs=u_pairs, seed=seed)
+    model = Model.estimate_u(comps, t, n_pairs=u_pairs, seed=seed, workers=workers)
     i, j = candidate_pairs(t)
-    gamma, _ = compare_all(comps, t, i, j)
+    gamma, _ = compare_all(comps, t, i, j, workers=workers)
     model.train_em(gamma)
     model.set_random_pair_prior(len(i), len(t) * (len(t) - 1) // 2, len(t))
     return model

@@ -109,6 +109,7 @@ class Model:
         n_pairs: int = 300_000,
         split: int | None = None,
         seed: int = 1,
+        workers: int = 0,
     ) -> Model:
         """A model whose ``u`` comes from ``n_pairs`` random pairs (cross pairs only when ``split`` is the size
         of the left file in a two-file link); ``m`` starts at a prior to be refined by :meth:`train_em`."""
@@ -122,7 +123,7 @@ class Model:
         else:
             i = rng.integers(0, split, n_pairs)
             j = rng.integers(split, n, n_pairs)
-        gamma, _ = compare_all(comps, t, i, j)
+        gamma, _ = compare_all(comps, t, i, j, workers=workers)
         u = []
         for k, c in enumerate(comps):
             col = gamma[:, k]
