@@ -285,6 +285,7 @@ class SearchIndex:
             links.append({"relation": "self", "url": link(None)})
         else:
             cursor_vals, backward = (None, False)
+            window_total = None
             if opts["cursor"]:
                 cursor_vals, backward = decode_cursor(opts["cursor"], len(keys))
             first = opts["sort"][0] if opts["sort"] else None
@@ -294,6 +295,8 @@ class SearchIndex:
             elif plan.pushdown and all(code != "_lastUpdated" for code, _d in opts["sort"]):
                 rows = self._pushdown_page(conn, planner, res_type, plan, opts["sort"], cursor_vals, backward,
                                            count + 1)
+                if rows:
+                    window_total = rows[0][-1]
             else:
                 rows = self._page(conn, conds, keys, cursor_vals, backward, count + 1)
             more = len(rows) > count
@@ -322,7 +325,9 @@ class SearchIndex:
             if opts["total"] == "accurate" or opts["total"] is None:
                 if not opts["cursor"] and not more:
                     total = len(rows)
-                elif opts["total"] == "accurate" or opts["total"] is None:
+                elif window_total is not None:
+                    total = window_total
+                else:
                     total = self._count(conn, plan)
         bundle: dict = {
             "resourceType": "Bundle",
@@ -357,15 +362,19 @@ class SearchIndex:
                 keys.append((func.coalesce(expr, default), desc))
         if not any(k[0] is dcol for k in keys):
             keys.append((dcol, bool(sort) and sort[0][1]))
-        inner = plan.inner.with_only_columns(dcol.label("id"), *[k[0].label(f"k{i}") for i, k in enumerate(keys)])
-        inner = inner.distinct()
+        # distinct candidate ids with their sort keys, and the total over all of them in the same pass
+        ids = plan.inner.with_only_columns(dcol.label("id"), *[k[0].label(f"k{i}") for i, k in enumerate(keys)])
+        ids = ids.distinct().subquery("d")
+        counted = select(ids, func.count().over().label("total")).subquery("w")
+        wkeys = [(counted.c[f"k{i}"], d) for i, (_e, d) in enumerate(keys)]
+        inner = select(counted)
         if cursor_vals is not None:
-            inner = inner.where(self._keyset(keys, cursor_vals, backward))
-        inner = inner.order_by(*[(e.desc() if d != backward else e.asc()) for e, d in keys]).limit(limit)
+            inner = inner.where(self._keyset(wkeys, cursor_vals, backward))
+        inner = inner.order_by(*[(e.desc() if d != backward else e.asc()) for e, d in wkeys]).limit(limit)
         page = inner.subquery()
         pk = [page.c[f"k{i}"] for i in range(len(keys))]
         stmt = (
-            select(R.c.res_type, R.c.res_id, R.c.content, *pk)
+            select(R.c.res_type, R.c.res_id, R.c.content, *pk, page.c.total)
             .select_from(page.join(R, and_(R.c.res_type == res_type, R.c.res_id == page.c.id)))
             .where(R.c.deleted == false())
             .order_by(*[(c.desc() if d != backward else c.asc()) for c, (_e, d) in zip(pk, keys, strict=True)])
