@@ -81,7 +81,7 @@ async def metadata(request: Request, caller: Caller = Depends(get_caller)):
 
 
 @router.post("", summary="Process a transaction or batch Bundle")
-@router.post("/", include_in_schema=False)
+@router.post("/", include_in_schema=False, operation_id="bundle_slash")
 async def bundle(request: Request, caller: Caller = Depends(get_caller)):
     from hutong.api.app import fhir_response
 
@@ -110,7 +110,8 @@ async def history_instance(res_type: str, res_id: str, request: Request, caller:
     return await handle(request, f"{res_type}/{res_id}/_history", caller)
 
 
-@router.api_route("/{res_type}/{res_id}/_history/{version_id}", methods=["GET", "HEAD"], summary="Read one version (vread)")
+@router.get("/{res_type}/{res_id}/_history/{version_id}", summary="Read one version (vread)")
+@router.head("/{res_type}/{res_id}/_history/{version_id}", include_in_schema=False)
 async def vread(res_type: str, res_id: str, version_id: str, request: Request, caller: Caller = Depends(get_caller)):
     return await handle(request, f"{res_type}/{res_id}/_history/{version_id}", caller)
 
@@ -155,7 +156,8 @@ async def conditional_patch(res_type: str, request: Request, caller: Caller = De
     return await handle(request, res_type, caller)
 
 
-@router.api_route("/{res_type}/{res_id}", methods=["GET", "HEAD"], summary="Read")
+@router.get("/{res_type}/{res_id}", summary="Read")
+@router.head("/{res_type}/{res_id}", include_in_schema=False)
 async def read(res_type: str, res_id: str, request: Request, caller: Caller = Depends(get_caller)):
     return await handle(request, f"{res_type}/{res_id}", caller)
 

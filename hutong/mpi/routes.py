@@ -45,7 +45,8 @@ def _pix_params(values: dict[str, list[str]]) -> Response:
     return system, value, targets
 
 
-@router.api_route("/fhir/Patient/$ihe-pix", methods=["GET", "POST"])
+@router.get("/fhir/Patient/$ihe-pix", operation_id="ihe_pix_get", summary="PIXm identifier cross-reference (ITI-83)")
+@router.post("/fhir/Patient/$ihe-pix", operation_id="ihe_pix_post", summary="PIXm identifier cross-reference (ITI-83)")
 async def ihe_pix(request: Request, caller: Caller = Depends(get_caller)) -> Response:
     """PIXm (ITI-83): identifiers of the same person in other institutions' records."""
     values: dict[str, list[str]] = {}
