@@ -340,14 +340,18 @@ class Tx:
             return found
         self.flush()
         r = schema.resource.c
-        for i in range(0, len(rest), 500):
-            chunk = rest[i : i + 500]
-            rows = self.conn.execute(
-                select(r.res_type, r.res_id).where(
-                    tuple_(r.res_type, r.res_id).in_(chunk), r.deleted.is_(False)
+        by_type: dict[str, list[str]] = {}
+        for res_type, res_id in rest:
+            by_type.setdefault(res_type, []).append(res_id)
+        # One query per type with ``res_id IN (...)``: a row-value IN over (type, id) is not
+        # planned as a primary-key lookup on SQLite and would scan the whole table.
+        for res_type, ids in by_type.items():
+            for i in range(0, len(ids), 500):
+                rows = self.conn.execute(
+                    select(r.res_id).where(r.res_type == res_type, r.res_id.in_(ids[i : i + 500]),
+                                           r.deleted.is_(False))
                 )
-            )
-            found.update((a, b) for a, b in rows)
+                found.update((res_type, rid) for (rid,) in rows)
         return found
 
     def history(
