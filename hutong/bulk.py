@@ -127,17 +127,8 @@ def _upsert(tx, resources: list[dict]) -> ImportSummary:
     summary = ImportSummary()
     keys = [(r.get("resourceType"), r.get("id")) for r in resources]
     wanted = [k for k in keys if isinstance(k[0], str) and isinstance(k[1], str)]
-    present: set[tuple[str, str]] = set()
-    rc = schema.resource.c
-    by_type: dict[str, list[str]] = {}
-    for res_type, res_id in wanted:
-        by_type.setdefault(res_type, []).append(res_id)
-    # Per type with ``res_id IN (...)`` so both backends use the primary key (a row-value IN
-    # over (type, id) scans the table on SQLite).
-    for res_type, ids in by_type.items():
-        for i in range(0, len(ids), 500):
-            rows = tx.conn.execute(select(rc.res_id).where(rc.res_type == res_type, rc.res_id.in_(ids[i:i + 500])))
-            present.update((res_type, rid) for (rid,) in rows)
+    # Deleted ones count as present: their id is taken, so they take the update path.
+    present = tx.existing(set(wanted), include_deleted=True)
     seen: set[tuple[str, str]] = set()
     for resource, key in zip(resources, keys, strict=True):
         res_type = key[0] if isinstance(key[0], str) else None

@@ -19,7 +19,7 @@ from urllib.parse import parse_qsl, urlsplit
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from hutong.fhir.outcome import FhirError, Issue, bad_request, operation_outcome
-from hutong.fhir.rest import FhirRequest, FhirResult, dispatch
+from hutong.fhir.rest import FhirRequest, FhirResult, dispatch, resource_result
 from hutong.store.store import CONDITIONAL_REF, ID_RE, Store, Tx, reference_objects, reference_path
 
 _ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "PATCH": 2, "GET": 3, "HEAD": 3}
@@ -55,6 +55,16 @@ def _split_url(url: str, base_url: str) -> tuple[str, list[tuple[str, str]]]:
     return parts.path.strip("/"), query
 
 
+#: Entries of a transaction answer by their own shape; Prefer applies to the whole response.
+_PLAIN_POST = FhirRequest("POST", "")
+
+
+def _entry_headers(req: dict) -> dict[str, str]:
+    """The HTTP headers a Bundle ``entry.request`` stands for."""
+    return {header: req[key] for key, header in (("ifMatch", "if-match"), ("ifNoneExist", "if-none-exist"),
+                                                 ("ifNoneMatch", "if-none-match")) if req.get(key)}
+
+
 def _check_bundle(bundle) -> list[dict]:
     if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
         raise bad_request("POST to the base needs a Bundle", "resourceType")
@@ -86,7 +96,7 @@ def process_bundle(store: Store, bundle: dict, base_url: str, tenant: str | None
     raise bad_request(f"Bundle.type must be transaction or batch, got {str(kind)[:40]!r}", "Bundle.type")
 
 
-def _entry_response(result: FhirResult, representation: bool) -> dict:
+def _entry_response(result: FhirResult, representation: bool, base_url: str) -> dict:
     response: dict = {"status": _status_line(result.status)}
     for header, key in (("Location", "location"), ("Content-Location", "location"), ("ETag", "etag")):
         if header in result.headers and key not in response:
@@ -102,18 +112,8 @@ def _entry_response(result: FhirResult, representation: bool) -> dict:
         else:
             entry["resource"] = body
     if result.stored is not None:
-        entry["fullUrl"] = f"{_base_from(result)}{result.stored.res_type}/{result.stored.res_id}"
+        entry["fullUrl"] = f"{base_url}/{result.stored.res_type}/{result.stored.res_id}"
     return entry
-
-
-def _base_from(result: FhirResult) -> str:
-    loc = result.headers.get("Location") or result.headers.get("Content-Location") or ""
-    if result.stored is not None and loc:
-        marker = f"{result.stored.res_type}/{result.stored.res_id}/"
-        at = loc.find(marker)
-        if at >= 0:
-            return loc[:at]
-    return ""
 
 
 def resolve_conditional_references(tx: Tx, resource: dict, cache: dict[str, str]) -> None:
@@ -216,8 +216,7 @@ def process_transaction(store: Store, bundle: dict, base_url: str, tenant: str |
             try:
                 if method == "POST" and "_existing" in entry:
                     stored = tx.read(path.split("/")[0], entry.pop("_existing"))
-                    result = FhirResult(200, stored.content, {"ETag": stored.etag,
-                                                              "Location": f"{base_url}/{stored.location}"}, stored)
+                    result = resource_result(stored, 200, _PLAIN_POST, base_url, location=True)
                 elif method == "POST" and "_new_id" in entry and "/" not in path:
                     resource = entry["resource"]
                     if resource.get("resourceType") != path:
@@ -225,24 +224,16 @@ def process_transaction(store: Store, bundle: dict, base_url: str, tenant: str |
                                           "resourceType")
                     resource = {k: v for k, v in resource.items() if k != "id"}
                     created = tx.create(resource, res_id=entry.pop("_new_id"), fresh_id=True)
-                    result = FhirResult(201, created.stored.content,
-                                        {"ETag": created.stored.etag, "Location": f"{base_url}/{created.stored.location}"},
-                                        created.stored)
+                    result = resource_result(created.stored, 201, _PLAIN_POST, base_url, location=True)
                 else:
-                    headers = {}
-                    if req.get("ifMatch"):
-                        headers["if-match"] = req["ifMatch"]
-                    if req.get("ifNoneExist"):
-                        headers["if-none-exist"] = req["ifNoneExist"]
-                    if req.get("ifNoneMatch"):
-                        headers["if-none-match"] = req["ifNoneMatch"]
+                    headers = _entry_headers(req)
                     body = entry.get("resource")
                     if method == "PATCH" and isinstance(body, dict) and body.get("resourceType") == "Binary":
                         body = _binary_patch(body)
                     result = dispatch(tx, FhirRequest(method, path, query, headers, body), base_url)
             except FhirError as exc:
                 raise _entry_error(i, exc) from None
-            responses[i] = _entry_response(result, representation or method in ("GET", "HEAD"))
+            responses[i] = _entry_response(result, representation or method in ("GET", "HEAD"), base_url)
     return {"resourceType": "Bundle", "type": "transaction-response", "entry": responses}
 
 
@@ -292,7 +283,7 @@ def _run_batch(store, entries, base_url, tenant, representation, *, savepoints: 
                         if not savepoints and not tx.undo_to(mark):
                             raise _NeedsSavepoints() from None
                         raise
-                responses.append(_entry_response(result, representation or method in ("GET", "HEAD")))
+                responses.append(_entry_response(result, representation or method in ("GET", "HEAD"), base_url))
             except FhirError as exc:
                 err = _entry_error(i, exc)
                 responses.append({"response": {"status": str(exc.status), "outcome": operation_outcome(err.issues)}})
@@ -307,10 +298,7 @@ def _run_batch(store, entries, base_url, tenant, representation, *, savepoints: 
 def _batch_entry(tx: Tx, entry: dict, base_url: str) -> FhirResult:
     req = entry["request"]
     path, query = _split_url(req["url"], base_url)
-    headers = {}
-    for key, header in (("ifMatch", "if-match"), ("ifNoneExist", "if-none-exist"), ("ifNoneMatch", "if-none-match")):
-        if req.get(key):
-            headers[header] = req[key]
+    headers = _entry_headers(req)
     body = copy.deepcopy(entry.get("resource"))
     if isinstance(body, dict):
         resolve_conditional_references(tx, body, {})

@@ -332,8 +332,8 @@ class Tx:
         found = self.read(res_type, res_id)
         return found is not None and not found.deleted
 
-    def existing(self, keys: set[tuple[str, str]]) -> set[tuple[str, str]]:
-        """Which of ``keys`` (type, id) name current, non-deleted resources."""
+    def existing(self, keys: set[tuple[str, str]], *, include_deleted: bool = False) -> set[tuple[str, str]]:
+        """Which of ``keys`` (type, id) name current, non-deleted resources (or any stored row)."""
         found = {k for k in keys if k in self._new or k in self.will_exist}
         rest = list(keys - found)
         if not rest:
@@ -349,7 +349,7 @@ class Tx:
             for i in range(0, len(ids), 500):
                 rows = self.conn.execute(
                     select(r.res_id).where(r.res_type == res_type, r.res_id.in_(ids[i : i + 500]),
-                                           r.deleted.is_(False))
+                                           *(() if include_deleted else (r.deleted.is_(False),)))
                 )
                 found.update((res_type, rid) for (rid,) in rows)
         return found
@@ -532,7 +532,8 @@ class Tx:
             res_id = str(uuid.uuid4())
         elif not fresh_id:
             _check_id(res_id)
-            if self.exists(res_type, res_id) or self.read(res_type, res_id) is not None:
+            # A deleted resource's id stays taken too: its versions keep it.
+            if (res_type, res_id) in self._new or self.read(res_type, res_id) is not None:
                 raise FhirError(409, "duplicate", f"{res_type}/{res_id} already exists")
         ts = now_us()
         content = self._prepare(resource, res_type, res_id, 1, ts)
