@@ -12,7 +12,6 @@ A ``batch`` runs each entry in its own transaction and reports each entry's outc
 from __future__ import annotations
 
 import copy
-import uuid
 from contextlib import nullcontext
 from urllib.parse import parse_qsl, urlsplit
 
@@ -20,6 +19,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from hutong.fhir.outcome import FhirError, Issue, bad_request, operation_outcome
 from hutong.fhir.rest import FhirRequest, FhirResult, dispatch, resource_result
+from hutong.store.ids import new_id as new_id_
 from hutong.store.store import CONDITIONAL_REF, ID_RE, Store, Tx, reference_objects, reference_path
 
 _ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "PATCH": 2, "GET": 3, "HEAD": 3}
@@ -178,7 +178,7 @@ def process_transaction(store: Store, bundle: dict, base_url: str, tenant: str |
                             continue
                 except FhirError as exc:
                     raise _entry_error(i, exc) from None
-                new_id = str(uuid.uuid4())
+                new_id = new_id_()
                 entry["_new_id"] = new_id
                 id_map[full_url] = f"{res_type}/{new_id}"
                 tx.will_exist.add((res_type, new_id))

@@ -12,7 +12,6 @@ from __future__ import annotations
 import re
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ from hutong.fhir.outcome import FhirError, Issue, bad_request, gone, not_found, 
 from hutong.fhir.resource_types import RESOURCE_TYPES
 from hutong.store import schema
 from hutong.store.engine import create_schema, make_engine
+from hutong.store.ids import new_id
 from hutong.store.outbox import ChangeEvent, Outbox
 
 ID_RE = re.compile(r"^[A-Za-z0-9\-\.]{1,64}$")
@@ -102,6 +102,24 @@ class WriteResult:
         return {"created": 201, "updated": 200, "deleted": 204, "unchanged": 200, "existing": 200}[
             self.outcome
         ]
+
+
+@dataclass
+class Prepared:
+    """A resource ready to store: stamped, validated, serialised and indexed (``Store.prepare``).
+
+    ``wanted`` maps each relative reference's (type, id) to its Reference object; whether those
+    exist is checked inside the write transaction."""
+
+    res_type: str
+    res_id: str
+    version_id: int
+    ts_us: int
+    resource: dict
+    content: str
+    source: str | None
+    wanted: dict[tuple[str, str], dict]
+    index_rows: list
 
 
 def _check_id(res_id: str, expression: str = "id") -> None:
@@ -401,83 +419,31 @@ class Tx:
         return self.search_ids(res_type, params, limit=limit)
 
     # ------------------------------------------------------------------ writes
-    def _prepare(self, resource: dict, res_type: str, res_id: str, version_id: int, ts_us: int) -> str:
-        """Validate, stamp ``id`` and ``meta`` and serialise a resource for storage."""
-        if not isinstance(resource, dict):
-            raise bad_request("a resource must be a JSON object")
-        if resource.get("resourceType") != res_type:
-            raise bad_request(
-                f"resourceType {resource.get('resourceType')!r} does not match {res_type!r}", "resourceType"
-            )
-        resource["id"] = res_id
-        meta = resource.get("meta")
-        if meta is None:
-            meta = {}
-        elif not isinstance(meta, dict):
-            raise bad_request("meta must be an object", f"{res_type}.meta")
-        meta = dict(meta)
-        meta["versionId"] = str(version_id)
-        meta["lastUpdated"] = instant(ts_us)
-        resource["meta"] = meta
-        validator = self.store.validator
-        if validator is not None:
-            issues = validator(resource)
-            if issues:
-                errors = [i for i in issues if i.severity in ("error", "fatal")]
-                if errors:
-                    first = errors[0]
-                    raise FhirError(
-                        400, first.code, f"{res_type} is not valid: {first.diagnostics}", issues=errors[:50]
-                    )
-        self._check_references(resource, res_type)
-        return dumps(resource)
+    def _prepare(self, resource: dict, res_type: str, res_id: str, version_id: int, ts_us: int) -> Prepared:
+        """Validate, stamp and serialise a resource (``Store.prepare``), then check that what it
+        references exists (the part that needs the database)."""
+        prepared = self.store.prepare(resource, res_type, res_id, version_id, ts_us)
+        self._check_wanted(prepared)
+        return prepared
 
-    def _check_references(self, resource: dict, res_type: str) -> None:
-        """Relative references must name a known type and an existing resource (referential integrity)."""
-        contained_ids = {
-            c.get("id") for c in resource.get("contained") or () if isinstance(c, dict)
-        }
-        wanted: dict[tuple[str, str], dict] = {}
-        for ref_obj in reference_objects(resource):
-            ref = ref_obj["reference"]
-            if ref.startswith("#"):
-                if ref[1:] and ref[1:] not in contained_ids:
-                    raise bad_request(f"reference {ref!r} names no contained resource",
-                                      f"{res_type}.{reference_path(resource, ref_obj)}")
-                continue
-            if CONDITIONAL_REF.match(ref):
-                raise bad_request(f"conditional reference {ref[:120]!r} is only allowed in a transaction or batch",
-                                  f"{res_type}.{reference_path(resource, ref_obj)}")
-            if "://" in ref or ref.startswith("urn:"):
-                if ref.startswith("urn:uuid:") or ref.startswith("urn:oid:"):
-                    continue
-                base = self.store.base_url
-                if base and ref.startswith(base + "/"):
-                    ref = ref[len(base) + 1 :]
-                else:
-                    continue  # an external reference: not ours to resolve
-            m = _REF_RE.match(ref)
-            if not m:
-                raise bad_request(f"invalid reference {ref[:120]!r}", f"{res_type}.{reference_path(resource, ref_obj)}")
-            rtype, rid = m.group(1), m.group(2)
-            if rtype not in RESOURCE_TYPES:
-                raise bad_request(f"reference {ref[:120]!r} names an unknown resource type",
-                                  f"{res_type}.{reference_path(resource, ref_obj)}")
-            wanted.setdefault((rtype, rid), ref_obj)
-        if wanted and self.check_references:
-            found = self.existing(set(wanted))
-            for key, ref_obj in wanted.items():
-                if key not in found:
-                    raise FhirError(
-                        400,
-                        "not-found",
-                        f"reference {key[0]}/{key[1]} does not resolve to an existing resource",
-                        f"{res_type}.{reference_path(resource, ref_obj)}",
-                    )
+    def _check_wanted(self, prepared: Prepared) -> None:
+        """Referential integrity: every relative reference names an existing resource."""
+        wanted = prepared.wanted
+        if not wanted or not self.check_references:
+            return
+        found = self.existing(set(wanted))
+        for key, ref_obj in wanted.items():
+            if key not in found:
+                raise FhirError(
+                    400,
+                    "not-found",
+                    f"reference {key[0]}/{key[1]} does not resolve to an existing resource",
+                    f"{prepared.res_type}.{reference_path(prepared.resource, ref_obj)}",
+                )
 
     def _write_version(
         self, res_type: str, res_id: str, version_id: int, ts_us: int, content: str | None, method: str, op: str,
-        resource: dict | None, source: str | None,
+        prepared: Prepared | None,
     ) -> StoredResource:
         deleted = content is None
         self._queue(
@@ -493,9 +459,8 @@ class Tx:
                 "content": content,
             },
         )
-        index = self.store.index
-        if index is not None and resource is not None:
-            for table, row in index.index_rows(res_type, res_id, resource):
+        if prepared is not None:
+            for table, row in prepared.index_rows:
                 self._queue(table, row)
         self._events.append(
             {"tenant": self.tenant, "res_type": res_type, "res_id": res_id, "version_id": version_id,
@@ -510,13 +475,19 @@ class Tx:
         res_id: str | None = None,
         if_none_exist: str | None = None,
         fresh_id: bool = False,
+        prepared: Prepared | None = None,
     ) -> WriteResult:
         """Create a resource with a server-assigned id (or ``res_id``); conditional with ``if_none_exist``.
 
         ``fresh_id`` says ``res_id`` was just generated by the server (a UUID), so it needs no
         existence check; bundles use it to pre-assign ids for ``urn:uuid`` references.
+        ``prepared`` is the output of ``Store.prepare`` for this resource (version 1, its fresh
+        id), done before the write transaction began so that the CPU work runs outside the lock.
         """
         self._require_writable()
+        if prepared is not None:
+            self._check_wanted(prepared)
+            return self._insert_new(prepared, "POST")
         res_type = resource.get("resourceType") if isinstance(resource, dict) else None
         if not isinstance(res_type, str):
             raise bad_request("resourceType is missing", "resourceType")
@@ -529,21 +500,24 @@ class Tx:
             if matches:
                 return WriteResult("existing", self.read(res_type, matches[0]))
         if res_id is None:
-            res_id = str(uuid.uuid4())
+            res_id = new_id()
         elif not fresh_id:
             _check_id(res_id)
             # A deleted resource's id stays taken too: its versions keep it.
             if (res_type, res_id) in self._new or self.read(res_type, res_id) is not None:
                 raise FhirError(409, "duplicate", f"{res_type}/{res_id} already exists")
-        ts = now_us()
-        content = self._prepare(resource, res_type, res_id, 1, ts)
+        return self._insert_new(self._prepare(resource, res_type, res_id, 1, now_us()), "POST")
+
+    def _insert_new(self, prepared: Prepared, method: str) -> WriteResult:
+        """Queue version 1 of a new resource."""
+        p = prepared
         self._queue(
             schema.resource,
-            {"res_type": res_type, "res_id": res_id, "version_id": 1, "ts_us": ts, "deleted": False,
-             "tenant": self.tenant, "source": _source(resource), "content": content},
+            {"res_type": p.res_type, "res_id": p.res_id, "version_id": 1, "ts_us": p.ts_us, "deleted": False,
+             "tenant": self.tenant, "source": p.source, "content": p.content},
         )
-        self._new.add((res_type, res_id))
-        stored = self._write_version(res_type, res_id, 1, ts, content, "POST", "create", resource, _source(resource))
+        self._new.add((p.res_type, p.res_id))
+        stored = self._write_version(p.res_type, p.res_id, 1, p.ts_us, p.content, method, "create", p)
         return WriteResult("created", stored)
 
     def update(
@@ -577,18 +551,11 @@ class Tx:
                 )
         ts = now_us()
         if current is None:
-            content = self._prepare(resource, res_type, res_id, 1, ts)
-            self._queue(
-                schema.resource,
-                {"res_type": res_type, "res_id": res_id, "version_id": 1, "ts_us": ts, "deleted": False,
-                 "tenant": self.tenant, "source": _source(resource), "content": content},
-            )
-            self._new.add((res_type, res_id))
-            stored = self._write_version(res_type, res_id, 1, ts, content, method, "create", resource, None)
-            return WriteResult("created", stored)
+            return self._insert_new(self._prepare(resource, res_type, res_id, 1, ts), method)
         version = current.version_id + 1
         ts = max(ts, current.ts_us + 1)
-        content = self._prepare(resource, res_type, res_id, version, ts)
+        prepared = self._prepare(resource, res_type, res_id, version, ts)
+        content = prepared.content
         if not current.deleted and _same_content(current.content, content):
             return WriteResult("unchanged", current)
         self.flush()
@@ -596,7 +563,7 @@ class Tx:
         result = self.conn.execute(
             update(schema.resource)
             .where(r.res_type == res_type, r.res_id == res_id, r.version_id == current.version_id)
-            .values(version_id=version, ts_us=ts, deleted=False, tenant=self.tenant, source=_source(resource),
+            .values(version_id=version, ts_us=ts, deleted=False, tenant=self.tenant, source=prepared.source,
                     content=content)
         )
         if result.rowcount != 1:
@@ -604,7 +571,7 @@ class Tx:
         if self.store.index is not None:
             self.store.index.clear(self.conn, res_type, res_id)
         stored = self._write_version(
-            res_type, res_id, version, ts, content, method, "create" if current.deleted else "update", resource, None
+            res_type, res_id, version, ts, content, method, "create" if current.deleted else "update", prepared
         )
         return WriteResult("created" if current.deleted else "updated", stored)
 
@@ -648,7 +615,7 @@ class Tx:
         )
         if self.store.index is not None:
             self.store.index.clear(self.conn, res_type, res_id)
-        stored = self._write_version(res_type, res_id, version, ts, None, "DELETE", "delete", None, None)
+        stored = self._write_version(res_type, res_id, version, ts, None, "DELETE", "delete", None)
         return WriteResult("deleted", stored)
 
     def conditional_update(self, res_type: str, query: str, resource: dict, *, if_match: int | None = None):
@@ -752,6 +719,74 @@ class Store:
         if not self.is_known_type(res_type):
             raise FhirError(404, "not-supported", f"unknown resource type {str(res_type)[:64]!r}")
 
+    # ------------------------------------------------------------------ preparing resources
+    def prepare(self, resource: dict, res_type: str, res_id: str, version_id: int, ts_us: int) -> Prepared:
+        """Stamp ``id`` and ``meta``, validate, check reference syntax, serialise and extract the
+        search-index rows. Needs no database, so callers run it before taking the write lock."""
+        if not isinstance(resource, dict):
+            raise bad_request("a resource must be a JSON object")
+        if resource.get("resourceType") != res_type:
+            raise bad_request(
+                f"resourceType {resource.get('resourceType')!r} does not match {res_type!r}", "resourceType"
+            )
+        resource["id"] = res_id
+        meta = resource.get("meta")
+        if meta is None:
+            meta = {}
+        elif not isinstance(meta, dict):
+            raise bad_request("meta must be an object", f"{res_type}.meta")
+        meta = dict(meta)
+        meta["versionId"] = str(version_id)
+        meta["lastUpdated"] = instant(ts_us)
+        resource["meta"] = meta
+        if self.validator is not None:
+            issues = self.validator(resource)
+            if issues:
+                errors = [i for i in issues if i.severity in ("error", "fatal")]
+                if errors:
+                    first = errors[0]
+                    raise FhirError(
+                        400, first.code, f"{res_type} is not valid: {first.diagnostics}", issues=errors[:50]
+                    )
+        wanted = self._wanted_references(resource, res_type)
+        rows = self.index.index_rows(res_type, res_id, resource) if self.index is not None else []
+        return Prepared(res_type, res_id, version_id, ts_us, resource, dumps(resource), _source(resource), wanted,
+                        rows)
+
+    def _wanted_references(self, resource: dict, res_type: str) -> dict[tuple[str, str], dict]:
+        """Check every reference's form; return the relative ones by (type, id)."""
+        contained_ids = {
+            c.get("id") for c in resource.get("contained") or () if isinstance(c, dict)
+        }
+        wanted: dict[tuple[str, str], dict] = {}
+        for ref_obj in reference_objects(resource):
+            ref = ref_obj["reference"]
+            if ref.startswith("#"):
+                if ref[1:] and ref[1:] not in contained_ids:
+                    raise bad_request(f"reference {ref!r} names no contained resource",
+                                      f"{res_type}.{reference_path(resource, ref_obj)}")
+                continue
+            if CONDITIONAL_REF.match(ref):
+                raise bad_request(f"conditional reference {ref[:120]!r} is only allowed in a transaction or batch",
+                                  f"{res_type}.{reference_path(resource, ref_obj)}")
+            if "://" in ref or ref.startswith("urn:"):
+                if ref.startswith("urn:uuid:") or ref.startswith("urn:oid:"):
+                    continue
+                base = self.base_url
+                if base and ref.startswith(base + "/"):
+                    ref = ref[len(base) + 1 :]
+                else:
+                    continue  # an external reference: not ours to resolve
+            m = _REF_RE.match(ref)
+            if not m:
+                raise bad_request(f"invalid reference {ref[:120]!r}", f"{res_type}.{reference_path(resource, ref_obj)}")
+            rtype, rid = m.group(1), m.group(2)
+            if rtype not in RESOURCE_TYPES:
+                raise bad_request(f"reference {ref[:120]!r} names an unknown resource type",
+                                  f"{res_type}.{reference_path(resource, ref_obj)}")
+            wanted.setdefault((rtype, rid), ref_obj)
+        return wanted
+
     # ------------------------------------------------------------------ transactions
     @contextmanager
     def write(self, tenant: str | None = None) -> Iterator[Tx]:
@@ -852,6 +887,7 @@ def _default_index():
 
 
 __all__ = [
+    "Prepared",
     "Store",
     "Tx",
     "StoredResource",
