@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from urllib.parse import parse_qsl
 
 import orjson
@@ -91,8 +92,20 @@ async def bundle(request: Request, caller: Caller = Depends(get_caller)):
     store = request.app.state.store
     base = base_url(request)
     representation = "return=representation" in (request.headers.get("prefer") or "")
-    result = await run_in_threadpool(process_bundle, store, body, base, caller.tenant, representation)
+    result = await run_in_threadpool(_one_bundle_at_a_time, store, body, base, caller.tenant, representation)
     return fhir_response(result, 200)
+
+
+#: One Bundle at a time per worker process. Two in one process only share its GIL, and a thread that
+#: holds the database write lock then waits for the GIL on every row it inserts (the other thread's
+#: pure-Python validation and indexing keep it), so the lock is held far longer; worker processes
+#: overlap one Bundle's preparation with another's database work instead.
+_BUNDLE_GATE = threading.Lock()
+
+
+def _one_bundle_at_a_time(*args):
+    with _BUNDLE_GATE:
+        return process_bundle(*args)
 
 
 @router.get("/_history", summary="History of all resources")

@@ -20,7 +20,17 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from hutong.fhir.outcome import FhirError, Issue, bad_request, operation_outcome
 from hutong.fhir.rest import FhirRequest, FhirResult, dispatch, resource_result
 from hutong.store.ids import new_id as new_id_
-from hutong.store.store import CONDITIONAL_REF, ID_RE, Store, Tx, reference_objects, reference_path
+from hutong.store.store import (
+    CONDITIONAL_REF,
+    ID_RE,
+    Prepared,
+    Store,
+    StoredResource,
+    Tx,
+    now_us,
+    reference_objects,
+    reference_path,
+)
 
 _ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "PATCH": 2, "GET": 3, "HEAD": 3}
 _STATUS_TEXT = {200: "200 OK", 201: "201 Created", 204: "204 No Content", 304: "304 Not Modified"}
@@ -138,78 +148,64 @@ def resolve_conditional_references(tx: Tx, resource: dict, cache: dict[str, str]
 
 def process_transaction(store: Store, bundle: dict, base_url: str, tenant: str | None = None,
                         representation: bool = False) -> dict:
-    """All-or-nothing processing of a transaction Bundle."""
+    """All-or-nothing processing of a transaction Bundle.
+
+    What needs no database (the plan, ids for created entries, urn:uuid references, and the
+    validation, serialisation and index rows of the resources those entries create) is done
+    before the write transaction begins: concurrent transactions then overlap their CPU work
+    and hold the write lock only for the database part.
+    """
     entries = _check_bundle(bundle)
     responses: list[dict | None] = [None] * len(entries)
-    seen_targets: set[str] = set()
-    with store.write(tenant) as tx:
-        # 1. Assign ids to created entries so urn:uuid references resolve before anything is written.
-        id_map: dict[str, str] = {}
-        plan: list[tuple[int, dict, str, list[tuple[str, str]]]] = []
-        for i, entry in enumerate(entries):
-            req = entry["request"]
-            method = req["method"].upper()
+    plan, id_map, will_exist, searched = _plan_transaction(entries, base_url)
+    ts = now_us()
+    prepared: dict[int, Prepared] = {}
+    unresolved: list[int] = []  # entries with references that only the database can resolve
+    for i, entry, path, _query in plan:
+        resource = entry.get("resource")
+        if not isinstance(resource, dict):
+            continue
+        if not _rewrite_references(i, resource, id_map, searched):
+            unresolved.append(i)
+        elif "_new_id" in entry and "/" not in path:
             try:
-                path, query = _split_url(req["url"], base_url)
+                prepared[i] = store.prepare(_new_resource(entry, path), path, entry["_new_id"], 1, ts)
             except FhirError as exc:
                 raise _entry_error(i, exc) from None
-            plan.append((i, entry, path, query))
-            if method in ("PUT", "DELETE", "PATCH") and not query:
-                target = path
-                if target in seen_targets:
-                    raise _entry_error(i, bad_request(f"{target} appears in more than one entry of the transaction"))
-                seen_targets.add(target)
-                if method == "PUT" and target.count("/") == 1:
-                    tx.will_exist.add(tuple(target.split("/", 1)))
+    with store.write(tenant) as tx:
+        tx.will_exist |= will_exist
+        # 1. Entries created only if their ifNoneExist search finds nothing.
         for i, entry, path, _query in plan:
-            method = entry["request"]["method"].upper()
             full_url = entry.get("fullUrl")
-            if method == "POST" and isinstance(full_url, str) and "resource" in entry:
-                res_type = path.split("/")[0]
-                try:
-                    cond = entry["request"].get("ifNoneExist")
-                    if cond:
-                        matches = tx.search_query(res_type, cond.split("?", 1)[-1], limit=2)
-                        if len(matches) > 1:
-                            raise FhirError(412, "multiple-matches", f"ifNoneExist {cond[:120]!r} matches several")
-                        if matches:
-                            id_map[full_url] = f"{res_type}/{matches[0]}"
-                            entry["_existing"] = matches[0]
-                            continue
-                except FhirError as exc:
-                    raise _entry_error(i, exc) from None
-                new_id = new_id_()
-                entry["_new_id"] = new_id
-                id_map[full_url] = f"{res_type}/{new_id}"
-                tx.will_exist.add((res_type, new_id))
-            elif method == "PUT" and isinstance(full_url, str) and full_url.startswith("urn:"):
-                if "?" not in path and "/" in path:
-                    id_map[full_url] = path
-                    tx.will_exist.add(tuple(path.split("/", 1)))
-        # 2. Rewrite references (urn:uuid and conditional) in every resource.
-        cond_cache: dict[str, str] = {}
-        for i, entry, _path, _query in plan:
-            resource = entry.get("resource")
-            if not isinstance(resource, dict):
+            if full_url not in searched or entry["request"]["method"].upper() != "POST":
                 continue
-            conditional = False
-            for ref_obj in reference_objects(resource):
-                ref = ref_obj["reference"]
-                if ref.startswith("urn:"):
-                    if ref in id_map:
-                        ref_obj["reference"] = id_map[ref]
-                    elif ref.startswith("urn:uuid:"):
-                        raise _entry_error(i, FhirError(
-                            400, "not-found", f"reference {ref} names no entry of this transaction",
-                            f"{resource.get('resourceType')}.{reference_path(resource, ref_obj)}"))
-                elif CONDITIONAL_REF.match(ref):
-                    conditional = True
-            if conditional:
-                try:
-                    resolve_conditional_references(tx, resource, cond_cache)
-                except FhirError as exc:
-                    raise _entry_error(i, exc) from None
+            res_type = path.split("/")[0]
+            cond = entry["request"]["ifNoneExist"]
+            try:
+                matches = tx.search_query(res_type, cond.split("?", 1)[-1], limit=2)
+            except FhirError as exc:
+                raise _entry_error(i, exc) from None
+            if len(matches) > 1:
+                raise _entry_error(i, FhirError(412, "multiple-matches", f"ifNoneExist {cond[:120]!r} matches several"))
+            if matches:
+                id_map[full_url] = f"{res_type}/{matches[0]}"
+                entry["_existing"] = matches[0]
+            else:
+                new = new_id_()
+                entry["_new_id"] = new
+                id_map[full_url] = f"{res_type}/{new}"
+                tx.will_exist.add((res_type, new))
+        # 2. References that needed those searches, and conditional references.
+        cond_cache: dict[str, str] = {}
+        for i in unresolved:
+            resource = entries[i]["resource"]
+            _rewrite_references(i, resource, id_map, ())
+            try:
+                resolve_conditional_references(tx, resource, cond_cache)
+            except FhirError as exc:
+                raise _entry_error(i, exc) from None
         # 3. Perform the entries in the specified order.
+        results: list[tuple[int, FhirResult | StoredResource, str]] = []
         for i, entry, path, query in sorted(plan, key=lambda p: (_ORDER[p[1]["request"]["method"].upper()], p[0])):
             req = entry["request"]
             method = req["method"].upper()
@@ -218,13 +214,12 @@ def process_transaction(store: Store, bundle: dict, base_url: str, tenant: str |
                     stored = tx.read(path.split("/")[0], entry.pop("_existing"))
                     result = resource_result(stored, 200, _PLAIN_POST, base_url, location=True)
                 elif method == "POST" and "_new_id" in entry and "/" not in path:
-                    resource = entry["resource"]
-                    if resource.get("resourceType") != path:
-                        raise bad_request(f"resourceType {resource.get('resourceType')!r} does not match {path!r}",
-                                          "resourceType")
-                    resource = {k: v for k, v in resource.items() if k != "id"}
-                    created = tx.create(resource, res_id=entry.pop("_new_id"), fresh_id=True)
-                    result = resource_result(created.stored, 201, _PLAIN_POST, base_url, location=True)
+                    new = entry.pop("_new_id")
+                    if i in prepared:
+                        created = tx.create(prepared[i].resource, prepared=prepared[i])
+                    else:
+                        created = tx.create(_new_resource(entry, path), res_id=new, fresh_id=True)
+                    result = created.stored  # shaped into a result after commit
                 else:
                     headers = _entry_headers(req)
                     body = entry.get("resource")
@@ -233,8 +228,84 @@ def process_transaction(store: Store, bundle: dict, base_url: str, tenant: str |
                     result = dispatch(tx, FhirRequest(method, path, query, headers, body), base_url)
             except FhirError as exc:
                 raise _entry_error(i, exc) from None
-            responses[i] = _entry_response(result, representation or method in ("GET", "HEAD"), base_url)
+            results.append((i, result, method))
+    # Responses are built after commit: the write lock is not held for work that needs no database.
+    for i, result, method in results:
+        if isinstance(result, StoredResource):
+            result = resource_result(result, 201, _PLAIN_POST, base_url, location=True)
+        responses[i] = _entry_response(result, representation or method in ("GET", "HEAD"), base_url)
     return {"resourceType": "Bundle", "type": "transaction-response", "entry": responses}
+
+
+def _plan_transaction(entries: list[dict], base_url: str):
+    """Split entry URLs, refuse two entries on one target, and give created entries their ids.
+
+    Returns the plan ``(index, entry, path, query)``, the fullUrl -> ``Type/id`` map, the
+    resources the transaction will create (references to them resolve), and the fullUrls of
+    entries whose id depends on an ``ifNoneExist`` search (decided in the transaction).
+    """
+    id_map: dict[str, str] = {}
+    will_exist: set[tuple[str, str]] = set()
+    searched: set[str] = set()
+    seen_targets: set[str] = set()
+    plan: list[tuple[int, dict, str, list[tuple[str, str]]]] = []
+    for i, entry in enumerate(entries):
+        req = entry["request"]
+        method = req["method"].upper()
+        try:
+            path, query = _split_url(req["url"], base_url)
+        except FhirError as exc:
+            raise _entry_error(i, exc) from None
+        plan.append((i, entry, path, query))
+        if method in ("PUT", "DELETE", "PATCH") and not query:
+            if path in seen_targets:
+                raise _entry_error(i, bad_request(f"{path} appears in more than one entry of the transaction"))
+            seen_targets.add(path)
+            if method == "PUT" and path.count("/") == 1:
+                will_exist.add(tuple(path.split("/", 1)))
+        full_url = entry.get("fullUrl")
+        if method == "POST" and isinstance(full_url, str) and "resource" in entry:
+            res_type = path.split("/")[0]
+            if req.get("ifNoneExist"):
+                searched.add(full_url)
+                continue
+            new = new_id_()
+            entry["_new_id"] = new
+            id_map[full_url] = f"{res_type}/{new}"
+            will_exist.add((res_type, new))
+        elif method == "PUT" and isinstance(full_url, str) and full_url.startswith("urn:"):
+            if "?" not in path and "/" in path:
+                id_map[full_url] = path
+                will_exist.add(tuple(path.split("/", 1)))
+    return plan, id_map, will_exist, searched
+
+
+def _rewrite_references(index: int, resource: dict, id_map: dict[str, str], searched) -> bool:
+    """Point ``urn:`` references at the ids the transaction assigned. False when some reference
+    waits for the database (an ``ifNoneExist`` entry's id, or a conditional reference)."""
+    resolved = True
+    for ref_obj in reference_objects(resource):
+        ref = ref_obj["reference"]
+        if ref.startswith("urn:"):
+            if ref in id_map:
+                ref_obj["reference"] = id_map[ref]
+            elif ref in searched:
+                resolved = False
+            elif ref.startswith("urn:uuid:"):
+                raise _entry_error(index, FhirError(
+                    400, "not-found", f"reference {ref} names no entry of this transaction",
+                    f"{resource.get('resourceType')}.{reference_path(resource, ref_obj)}"))
+        elif CONDITIONAL_REF.match(ref):
+            resolved = False
+    return resolved
+
+
+def _new_resource(entry: dict, path: str) -> dict:
+    """The resource a POST entry creates, without any client id (the server assigns it)."""
+    resource = entry["resource"]
+    if resource.get("resourceType") != path:
+        raise bad_request(f"resourceType {resource.get('resourceType')!r} does not match {path!r}", "resourceType")
+    return {k: v for k, v in resource.items() if k != "id"}
 
 
 def _binary_patch(binary: dict):

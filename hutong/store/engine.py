@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import fcntl
 import importlib
 import importlib.util
+import os
+import threading
+from contextlib import nullcontext
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event, insert, select
@@ -54,10 +58,56 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
         def _on_begin(conn):
             conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.info.get("write") else "BEGIN")
 
+        if path and path != ":memory:":
+            engine.hutong_write_gate = WriteGate(path + ".writelock")
         return engine
     # No pre-ping: it costs a round trip per checkout on the read path; stale connections are
     # recycled instead and a failed request is retried by the client.
     return create_engine(url, echo=echo, pool_size=10, max_overflow=20, pool_recycle=1800)
+
+
+class WriteGate:
+    """Queue SQLite writers (threads and worker processes) on an exclusive ``flock`` of a lock
+    file beside the database.
+
+    SQLite lets one writer in at a time; the others wait in its busy handler, which polls with
+    sleeps of up to 100 ms, so a writer often sleeps long after the lock was released. Waiting
+    in the kernel instead wakes the next writer as soon as the previous one commits. SQLite's
+    own locking still guards the data; this only decides who waits how.
+    """
+
+    def __init__(self, path: str):
+        self.path = path
+        self._lock = threading.RLock()
+        self._depth = 0
+        self._fd: int | None = None
+        self._pid = 0
+
+    def __enter__(self):
+        self._lock.acquire()
+        try:
+            if self._depth == 0:
+                if self._fd is None or self._pid != os.getpid():  # a forked child needs its own file
+                    self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+                    self._pid = os.getpid()
+                fcntl.flock(self._fd, fcntl.LOCK_EX)
+            self._depth += 1
+        except BaseException:
+            self._lock.release()
+            raise
+        return self
+
+    def __exit__(self, *exc):
+        self._depth -= 1
+        if self._depth == 0:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+        self._lock.release()
+
+
+def write_gate(engine: Engine):
+    """The engine's ``WriteGate`` (SQLite files), or a no-op context (PostgreSQL, in-memory)."""
+    gate = getattr(engine, "hutong_write_gate", None)
+    return gate if gate is not None else nullcontext()
 
 
 def load_capability_tables() -> None:

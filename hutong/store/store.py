@@ -26,7 +26,7 @@ from hutong.config import Settings, load_settings
 from hutong.fhir.outcome import FhirError, Issue, bad_request, gone, not_found, precondition_failed
 from hutong.fhir.resource_types import RESOURCE_TYPES
 from hutong.store import schema
-from hutong.store.engine import create_schema, make_engine
+from hutong.store.engine import create_schema, make_engine, write_gate
 from hutong.store.ids import new_id
 from hutong.store.outbox import ChangeEvent, Outbox
 
@@ -39,6 +39,14 @@ _OUTBOX_LOCK = 72616471
 
 
 _SQLITE_INSERT: dict[tuple[str, tuple[str, ...]], str] = {}
+_COLUMNS: dict[str, tuple[str, ...]] = {}
+
+
+def _column_names(table) -> tuple[str, ...]:
+    names = _COLUMNS.get(table.name)
+    if names is None:
+        names = _COLUMNS[table.name] = tuple(c.name for c in table.columns)
+    return names
 
 
 def now_us() -> int:
@@ -215,31 +223,40 @@ class Tx:
                 if len(rows) > 8:
                     self._copy_rows(table, rows)
                 else:
-                    self.conn.execute(insert(table), rows)
+                    columns, values = self._row_values(table, rows)
+                    self.conn.execute(insert(table), [dict(zip(columns, v, strict=True)) for v in values])
             else:
                 self._sqlite_insert(table, rows)
         self._new.clear()
 
-    def _sqlite_insert(self, table, rows: list[dict]) -> None:
+    @staticmethod
+    def _row_values(table, rows: list) -> tuple[tuple[str, ...], list]:
+        """Column names and value rows; rows are dicts or (index rows) tuples in column order."""
+        if type(rows[0]) is tuple:
+            return _column_names(table), rows
+        columns = tuple(c.name for c in table.columns if c.name in rows[0])
+        return columns, [[row.get(c) for c in columns] for row in rows]
+
+    def _sqlite_insert(self, table, rows: list) -> None:
         """executemany straight on the sqlite3 cursor: SQLAlchemy's per-row parameter processing
         costs more than SQLite's insert itself for the many small index rows."""
-        columns = [c.name for c in table.columns if c.name in rows[0]]
-        sql = _SQLITE_INSERT.get((table.name, tuple(columns)))
+        columns, values = self._row_values(table, rows)
+        sql = _SQLITE_INSERT.get((table.name, columns))
         if sql is None:
             names = ", ".join(f'"{c}"' for c in columns)
             sql = f'INSERT INTO "{table.name}" ({names}) VALUES ({", ".join("?" * len(columns))})'
-            _SQLITE_INSERT[(table.name, tuple(columns))] = sql
-        self.conn.connection.dbapi_connection.executemany(sql, [[row.get(c) for c in columns] for row in rows])
+            _SQLITE_INSERT[(table.name, columns)] = sql
+        self.conn.connection.dbapi_connection.executemany(sql, values)
 
-    def _copy_rows(self, table, rows: list[dict]) -> None:
+    def _copy_rows(self, table, rows: list) -> None:
         """PostgreSQL COPY into ``table`` inside this transaction: several times faster than
         executemany, which psycopg sends as one pipelined INSERT per row."""
-        columns = [c.name for c in table.columns if c.name in rows[0]]
+        columns, values = self._row_values(table, rows)
         cur = self.conn.connection.dbapi_connection.cursor()
         names = ", ".join(f'"{c}"' for c in columns)
         with cur.copy(f'COPY "{table.name}" ({names}) FROM STDIN') as copy:
-            for row in rows:
-                copy.write_row([row.get(c) for c in columns])
+            for row in values:
+                copy.write_row(row)
         cur.close()
 
     def _flush_events(self) -> None:
@@ -749,7 +766,11 @@ class Store:
                         400, first.code, f"{res_type} is not valid: {first.diagnostics}", issues=errors[:50]
                     )
         wanted = self._wanted_references(resource, res_type)
-        rows = self.index.index_rows(res_type, res_id, resource) if self.index is not None else []
+        rows = []
+        if self.index is not None:
+            # As tuples in column order, built here so the write transaction only hands them over.
+            for table, row in self.index.index_rows(res_type, res_id, resource):
+                rows.append((table, tuple([row.get(c) for c in _column_names(table)])))
         return Prepared(res_type, res_id, version_id, ts_us, resource, dumps(resource), _source(resource), wanted,
                         rows)
 
@@ -791,7 +812,7 @@ class Store:
     @contextmanager
     def write(self, tenant: str | None = None) -> Iterator[Tx]:
         """A write transaction: commits at exit (buffers flushed, change events written), rolls back on error."""
-        with self.engine.connect() as conn:
+        with write_gate(self.engine), self.engine.connect() as conn:
             conn.info["write"] = True
             try:
                 with conn.begin():
