@@ -15,6 +15,7 @@ from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from hutong import __version__
+from hutong.api.fast_read import ReadFastPath
 from hutong.config import Settings, load_settings
 from hutong.fhir.outcome import FhirError, Issue, operation_outcome
 from hutong.store import Store
@@ -211,4 +212,5 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
 
     app.include_router(fhir_router)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    app.add_middleware(ReadFastPath, store=store)
     return app

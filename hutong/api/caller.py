@@ -9,6 +9,7 @@ credentials with signed JWT assertions) plugs in here, and nowhere else, when se
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from fastapi import Request
@@ -34,8 +35,7 @@ class Caller:
         return role in self.roles or "system" in self.roles
 
 
-def _header(request: Request, name: str) -> str | None:
-    value = request.headers.get(name)
+def _checked(name: str, value: str | None) -> str | None:
     if value is None:
         return None
     value = value.strip()
@@ -44,21 +44,28 @@ def _header(request: Request, name: str) -> str | None:
     return value
 
 
+def caller_from_headers(header: Callable[[str], str | None]) -> Caller:
+    """Establish the caller from request headers (``header(name)`` gives one header or None).
+
+    The single decision point: the FastAPI dependency and the read fast path both come here."""
+    roles_header = _checked("X-Hutong-Role", header("x-hutong-role"))
+    roles = frozenset(r for r in (roles_header or "system").split(",") if r)
+    unknown = roles - ROLES
+    if unknown:
+        raise FhirError(400, "value", f"unknown role {sorted(unknown)[0]!r}")
+    return Caller(
+        client_id=_checked("X-Hutong-Client", header("x-hutong-client")) or "anonymous",
+        institution=_checked("X-Hutong-Institution", header("x-hutong-institution")),
+        roles=roles,
+        tenant=_checked("X-Hutong-Tenant", header("x-hutong-tenant")),
+    )
+
+
 def get_caller(request: Request) -> Caller:
     """FastAPI dependency: the authenticated caller of this request (see module docstring)."""
     cached = getattr(request.state, "caller", None)
     if cached is not None:
         return cached
-    roles_header = _header(request, "X-Hutong-Role")
-    roles = frozenset(r for r in (roles_header or "system").split(",") if r)
-    unknown = roles - ROLES
-    if unknown:
-        raise FhirError(400, "value", f"unknown role {sorted(unknown)[0]!r}")
-    caller = Caller(
-        client_id=_header(request, "X-Hutong-Client") or "anonymous",
-        institution=_header(request, "X-Hutong-Institution"),
-        roles=roles,
-        tenant=_header(request, "X-Hutong-Tenant"),
-    )
+    caller = caller_from_headers(request.headers.get)
     request.state.caller = caller
     return caller

@@ -165,11 +165,12 @@ def process_transaction(store: Store, bundle: dict, base_url: str, tenant: str |
         resource = entry.get("resource")
         if not isinstance(resource, dict):
             continue
-        if not _rewrite_references(i, resource, id_map, searched):
+        refs = reference_objects(resource)
+        if not _rewrite_references(i, resource, id_map, searched, refs):
             unresolved.append(i)
         elif "_new_id" in entry and "/" not in path:
             try:
-                prepared[i] = store.prepare(_new_resource(entry, path), path, entry["_new_id"], 1, ts)
+                prepared[i] = store.prepare(_new_resource(entry, path), path, entry["_new_id"], 1, ts, refs)
             except FhirError as exc:
                 raise _entry_error(i, exc) from None
     with store.write(tenant) as tx:
@@ -280,11 +281,12 @@ def _plan_transaction(entries: list[dict], base_url: str):
     return plan, id_map, will_exist, searched
 
 
-def _rewrite_references(index: int, resource: dict, id_map: dict[str, str], searched) -> bool:
+def _rewrite_references(index: int, resource: dict, id_map: dict[str, str], searched,
+                        refs: list[dict] | None = None) -> bool:
     """Point ``urn:`` references at the ids the transaction assigned. False when some reference
     waits for the database (an ``ifNoneExist`` entry's id, or a conditional reference)."""
     resolved = True
-    for ref_obj in reference_objects(resource):
+    for ref_obj in reference_objects(resource) if refs is None else refs:
         ref = ref_obj["reference"]
         if ref.startswith("urn:"):
             if ref in id_map:

@@ -737,9 +737,11 @@ class Store:
             raise FhirError(404, "not-supported", f"unknown resource type {str(res_type)[:64]!r}")
 
     # ------------------------------------------------------------------ preparing resources
-    def prepare(self, resource: dict, res_type: str, res_id: str, version_id: int, ts_us: int) -> Prepared:
+    def prepare(self, resource: dict, res_type: str, res_id: str, version_id: int, ts_us: int,
+                references: list[dict] | None = None) -> Prepared:
         """Stamp ``id`` and ``meta``, validate, check reference syntax, serialise and extract the
-        search-index rows. Needs no database, so callers run it before taking the write lock."""
+        search-index rows. Needs no database, so callers run it before taking the write lock.
+        ``references`` is ``reference_objects(resource)`` when the caller already walked it."""
         if not isinstance(resource, dict):
             raise bad_request("a resource must be a JSON object")
         if resource.get("resourceType") != res_type:
@@ -765,7 +767,7 @@ class Store:
                     raise FhirError(
                         400, first.code, f"{res_type} is not valid: {first.diagnostics}", issues=errors[:50]
                     )
-        wanted = self._wanted_references(resource, res_type)
+        wanted = self._wanted_references(resource, res_type, references)
         rows = []
         if self.index is not None:
             # As tuples in column order, built here so the write transaction only hands them over.
@@ -774,13 +776,14 @@ class Store:
         return Prepared(res_type, res_id, version_id, ts_us, resource, dumps(resource), _source(resource), wanted,
                         rows)
 
-    def _wanted_references(self, resource: dict, res_type: str) -> dict[tuple[str, str], dict]:
+    def _wanted_references(self, resource: dict, res_type: str,
+                           references: list[dict] | None = None) -> dict[tuple[str, str], dict]:
         """Check every reference's form; return the relative ones by (type, id)."""
         contained_ids = {
             c.get("id") for c in resource.get("contained") or () if isinstance(c, dict)
         }
         wanted: dict[tuple[str, str], dict] = {}
-        for ref_obj in reference_objects(resource):
+        for ref_obj in reference_objects(resource) if references is None else references:
             ref = ref_obj["reference"]
             if ref.startswith("#"):
                 if ref[1:] and ref[1:] not in contained_ids:
