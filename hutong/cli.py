@@ -42,14 +42,18 @@ def serve(
 
     settings = _settings(data_dir, database_url, host=host, port=port)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    from hutong.store import Store
+    if workers > 1:
+        # Schema and demo set-up in a child process: the supervisor then stays small (it only
+        # watches the workers) instead of keeping the validator and indexes it loaded.
+        import multiprocessing
 
-    store = Store.open(settings)
-    if demo:
-        from hutong.demo import ensure_demo_loaded
-
-        ensure_demo_loaded(store)
-    store.close()
+        child = multiprocessing.get_context("spawn").Process(target=_prepare_store, args=(settings, demo))
+        child.start()
+        child.join()
+        if child.exitcode != 0:
+            raise typer.Exit(1)
+    else:
+        _prepare_store(settings, demo)
     typer.echo(f"Hutong listening on http://{settings.host}:{settings.port}  (FHIR base /fhir, docs /docs)")
     if workers > 1:
         # Worker processes re-create the app from the environment.
@@ -62,6 +66,20 @@ def serve(
         from hutong.api.app import create_app
 
         uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=log_level, access_log=False)
+
+
+def _prepare_store(settings, demo: bool) -> None:
+    """Create or migrate the schema and, when asked, load the demo province."""
+    from hutong.store import Store
+
+    store = Store.open(settings)
+    try:
+        if demo:
+            from hutong.demo import ensure_demo_loaded
+
+            ensure_demo_loaded(store)
+    finally:
+        store.close()
 
 
 @app.command("import")

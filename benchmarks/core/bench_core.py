@@ -4,8 +4,8 @@ side by side with the raw storage floor (the same JSON rows inserted with no pro
     .venv/bin/python benchmarks/core/bench_core.py                      # all smart_2019 bundles
     .venv/bin/python benchmarks/core/bench_core.py --bundles 100 --backends sqlite
 
-The server runs as a separate process (``hutong serve``); bundles are posted by 2 client threads;
-reads come from a second process (benchmarks/loadgen.py). Server RSS is sampled throughout.
+The server runs as a separate process (``hutong serve``, 2 workers); bundles are posted by 4 client
+threads; reads come from a second process (wrk when installed, else benchmarks/loadgen.py). Server RSS is sampled throughout.
 Prints a Markdown table and writes benchmarks/out/core.json.
 """
 
@@ -15,6 +15,8 @@ import argparse
 import gzip
 import json
 import os
+import random
+import shutil
 import socket
 import subprocess
 import sys
@@ -214,32 +216,70 @@ def load_hiv_set(name: str, tmp: Path) -> dict:
         backend.drop()
 
 
-def read_load(backend: Backend, port: int, requests: int, connections: int) -> dict:
+def read_load(backend: Backend, port: int, requests: int, connections: int, seconds: int = 20) -> dict:
+    """Read by id from a second process: wrk (C, from Debian's packages) when installed, else
+    benchmarks/loadgen.py. Ids are a seeded random sample of the whole database, not its first
+    rows (time-ordered ids would otherwise make every read hit the same recently written pages)."""
     engine = create_engine(backend.sqlalchemy_url("server/hutong.db"))
     with engine.connect() as conn:
-        rows = conn.execute(text(
-            "SELECT res_type, res_id FROM resource WHERE deleted = false ORDER BY res_id LIMIT 5000")).all()
+        rows = conn.execute(text("SELECT res_type, res_id FROM resource WHERE deleted = false")).all()
     engine.dispose()
+    rows = random.Random(20261130).sample(rows, min(5000, len(rows)))
+    if shutil.which("wrk"):
+        return wrk_load(port, [f"/fhir/{t}/{i}" for t, i in rows], connections, seconds, backend.workdir)
     url_file = backend.workdir / "urls.txt"
     url_file.write_text("\n".join(f"http://127.0.0.1:{port}/fhir/{t}/{i}" for t, i in rows))
     out = subprocess.run(
         [sys.executable, str(REPO / "benchmarks" / "loadgen.py"), "--url-file", str(url_file), "--connections",
          str(connections), "--requests", str(requests), "--seconds", "60"],
         capture_output=True, text=True, check=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    result["generator"] = "loadgen.py"
+    return result
+
+
+_WRK_SCRIPT = """
+paths = {%s}
+counter = 0
+request = function()
+  counter = counter + 1
+  return wrk.format("GET", paths[(counter %% #paths) + 1])
+end
+done = function(summary, latency, requests)
+  io.write(string.format("RESULT %%d %%d %%d %%d %%d %%d %%d\\n", summary.requests, summary.duration,
+    latency:percentile(50), latency:percentile(95), latency:percentile(99), latency.max,
+    summary.errors.status + summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout))
+end
+"""
+
+
+def wrk_load(port: int, paths: list[str], connections: int, seconds: int, workdir: Path) -> dict:
+    script = workdir / "read.lua"
+    script.write_text(_WRK_SCRIPT % ",".join(f'"{p}"' for p in paths))
+    # A short warm-up, then the measured run.
+    subprocess.run(["wrk", "-t1", f"-c{connections}", "-d3s", "-s", str(script), f"http://127.0.0.1:{port}"],
+                   capture_output=True, text=True, check=True)
+    out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "-s", str(script),
+                          f"http://127.0.0.1:{port}"], capture_output=True, text=True, check=True).stdout
+    line = next(ln for ln in out.splitlines() if ln.startswith("RESULT"))
+    n, dur_us, p50, p95, p99, mx, errors = (int(x) for x in line.split()[1:])
+    return {"requests": n, "seconds": round(dur_us / 1e6, 3), "rps": round(n / (dur_us / 1e6), 1),
+            "p50_ms": round(p50 / 1000, 2), "p95_ms": round(p95 / 1000, 2), "p99_ms": round(p99 / 1000, 2),
+            "max_ms": round(mx / 1000, 2), "errors": errors, "connections": connections, "generator": "wrk"}
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bundles", type=int, default=0, help="number of bundles (0 = all 617)")
     ap.add_argument("--backends", default="sqlite,postgres")
-    ap.add_argument("--threads", type=int, default=2, help="client threads posting bundles")
+    ap.add_argument("--threads", type=int, default=4, help="client threads posting bundles")
     ap.add_argument("--read-requests", type=int, default=20000)
     ap.add_argument("--only-hiv", action="store_true", help="only load the synthea_hiv_2021 set")
     ap.add_argument("--hiv", action=argparse.BooleanOptionalAction, default=True,
                     help="also load the synthea_hiv_2021 set (batch + conditional references)")
-    ap.add_argument("--connections", type=int, default=16)
-    ap.add_argument("--ingest-workers", type=int, default=1, help="server worker processes during ingest")
+    ap.add_argument("--connections", type=int, default=8, help="read connections")
+    ap.add_argument("--read-seconds", type=int, default=20)
+    ap.add_argument("--ingest-workers", type=int, default=2, help="server worker processes during ingest")
     ap.add_argument("--read-workers", type=int, default=2, help="server worker processes during reads")
     args = ap.parse_args()
     if not DATA.exists():
@@ -274,7 +314,7 @@ def main():
                 # Reads on a fresh server over the same database (as after a restart).
                 proc = start_server(backend, port, args.read_workers)
                 try:
-                    reads = read_load(backend, port, args.read_requests, args.connections)
+                    reads = read_load(backend, port, args.read_requests, args.connections, args.read_seconds)
                     print(f"[{name}] reads: {reads}", flush=True)
                 finally:
                     proc.terminate()

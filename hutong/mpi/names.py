@@ -10,7 +10,13 @@ import unicodedata
 from functools import lru_cache
 from pathlib import Path
 
-from pypinyin import Style, lazy_pinyin, pinyin
+
+def _pypinyin():
+    """pypinyin, imported on first use: its phrase dictionary costs about 46 MB, which a server
+    process that never normalises a name (a worker with the linker elsewhere) should not carry."""
+    import pypinyin
+
+    return pypinyin
 
 _DATA = Path(__file__).resolve().parent / "data"
 
@@ -117,13 +123,17 @@ def split_cjk_name(name: str) -> tuple[str, str]:
 
 @lru_cache(maxsize=65536)
 def _char_pinyin(ch: str) -> str:
-    return lazy_pinyin(ch, style=Style.NORMAL, errors="ignore")[0] if has_cjk(ch) else ch
+    if not has_cjk(ch):
+        return ch
+    py = _pypinyin()
+    return py.lazy_pinyin(ch, style=py.Style.NORMAL, errors="ignore")[0]
 
 
 @lru_cache(maxsize=65536)
 def char_readings(ch: str) -> tuple[str, ...]:
     """All toneless readings of one character (heteronyms)."""
-    got = pinyin(ch, style=Style.NORMAL, heteronym=True, errors="ignore")
+    py = _pypinyin()
+    got = py.pinyin(ch, style=py.Style.NORMAL, heteronym=True, errors="ignore")
     return tuple(got[0]) if got else (ch,)
 
 
@@ -139,7 +149,8 @@ def given_pinyin(given: str) -> str:
     """Pinyin of a given name, in context (pypinyin phrase readings), toneless, syllables separated by spaces."""
     if not given:
         return ""
-    return " ".join(lazy_pinyin(given, style=Style.NORMAL, errors="ignore"))
+    py = _pypinyin()
+    return " ".join(py.lazy_pinyin(given, style=py.Style.NORMAL, errors="ignore"))
 
 
 def name_pinyin(family: str, given: str) -> str:
