@@ -105,7 +105,30 @@ _BUNDLE_GATE = threading.Lock()
 
 def _one_bundle_at_a_time(*args):
     with _BUNDLE_GATE:
-        return process_bundle(*args)
+        try:
+            return process_bundle(*args)
+        finally:
+            _release_memory()
+
+
+def _release_memory() -> None:
+    """Hand the heap freed by a large Bundle back to the operating system (glibc keeps it in its
+    arenas otherwise, and a worker's RSS would ratchet up to its largest Bundle and stay there)."""
+    if _MALLOC_TRIM is not None:
+        _MALLOC_TRIM(0)
+
+
+def _find_malloc_trim():
+    import ctypes
+    import ctypes.util
+
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+    except (OSError, AttributeError):  # not glibc
+        return None
+
+
+_MALLOC_TRIM = _find_malloc_trim()
 
 
 @router.get("/_history", summary="History of all resources")
