@@ -36,6 +36,7 @@ def simulate_command(
     load: str = typer.Option(None, "--load", help="导入运行中的服务器 FHIR base, e.g. http://127.0.0.1:8080/fhir"),
     bundle_size: int = typer.Option(500, "--bundle-size", help="entries per Bundle when loading"),
     bundle_type: str = typer.Option("transaction", "--bundle-type", help="transaction | batch"),
+    jobs: int = typer.Option(0, "--jobs", "-j", help="并行进程数 (default: one per CPU); 输出与进程数无关"),
 ) -> None:
     """生成模拟省份（吉林）：机构、医生、居民、就诊、检验检查与处方，以及主索引评估用的真值文件。"""
     from hutong.sim.generate import simulate
@@ -47,7 +48,7 @@ def simulate_command(
     if var:
         cfg = cfg.with_variation(**_parse_var(var))
     t0 = time.perf_counter()
-    manifest = simulate(cfg, out)
+    manifest = simulate(cfg, out, jobs=jobs or None)
     dt = time.perf_counter() - t0
     total = manifest["total_resources"]
     typer.echo(f"已生成 {total:,} 条资源 ({manifest['residents']:,} 名居民) → {out}  用时 {dt:.1f}s ({total / dt:,.0f} 条/秒)")

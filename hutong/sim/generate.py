@@ -5,8 +5,12 @@ from __future__ import annotations
 import bisect
 import itertools
 import math
+import multiprocessing
+import os
 import random
 import shutil
+from collections import deque
+from concurrent.futures import ProcessPoolExecutor
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -28,6 +32,23 @@ _PERSON_HEADER = ("person_id", "household", "name", "sex", "birth_date", "reside
                   "division", "address_line")
 _REPEAT_HEADER = ("person_id", "panel", "first_report", "first_organization", "first_date", "repeat_report",
                   "repeat_organization", "repeat_date", "days_apart")
+_TRUTH = (("source_patients", _SOURCE_HEADER), ("persons", _PERSON_HEADER), ("repeat_tests", _REPEAT_HEADER))
+#: The simulation a forked worker process inherits (set just before the pool forks).
+_FORKED: Simulation | None = None
+
+
+#: Households per chunk (at least).
+CHUNK_HOUSEHOLDS = 1000
+
+
+def chunk_households(cfg: SimConfig) -> int:
+    """Households per chunk: ``CHUNK_HOUSEHOLDS``, more for very large runs so that chunk numbers
+    stay below 1,000 (they are the leading digits of the record-number blocks)."""
+    return max(CHUNK_HOUSEHOLDS, -(-cfg.residents // 900))
+
+
+def _generate_chunk_in_worker(c: int, households: list, out: Path) -> Path:
+    return _FORKED.generate_chunk(c, households, out)
 
 
 def _poisson(rng: random.Random, lam: float) -> int:
@@ -70,6 +91,7 @@ class Simulation:
         self.people = PersonFactory(cfg)
         self.start = datetime(cfg.start_year, 1, 1)
         self.end = datetime(cfg.start_year + cfg.years, 1, 1)
+        self.chunk = 0
         self.mrn: dict[str, int] = {}
         self.report_no: dict[str, int] = {}
         self.visit_no: dict[str, int] = {}
@@ -113,7 +135,10 @@ class Simulation:
         return rng.choice(prefs[tier])
 
     # ---- run ------------------------------------------------------------------------------------------------
-    def run(self) -> dict:
+    def run(self, jobs: int | None = None) -> dict:
+        """Generate everything. Households are cut into fixed chunks that ``jobs`` processes
+        generate independently (each chunk has its own id stream and record-number block) and
+        that are then concatenated in order: the output depends on the seed, never on ``jobs``."""
         cfg = self.cfg
         if self.out.exists():
             for t in RESOURCE_ORDER:
@@ -122,21 +147,53 @@ class Simulation:
         w = self.w = Writer(self.out, cfg.per_institution)
         for res in self.reg.resources():
             w.write(res)
-        self.t_src = w.truth("source_patients", _SOURCE_HEADER)
-        self.t_person = w.truth("persons", _PERSON_HEADER)
-        self.t_repeat = w.truth("repeat_tests", _REPEAT_HEADER)
-        n_people = 0
-        hh = 0
-        while n_people < cfg.residents:
-            members = self.people.household(hh)
-            rng = random.Random(cfg.seed * 7_000_003 + hh)
-            for p in members:
-                if n_people >= cfg.residents:
-                    break
-                n_people += 1
-                p.id = "P" + self.ids()
-                self._person(rng, p)
-            hh += 1
+        for name, header in _TRUTH:
+            w.truth(name, header)
+        chunks_dir = self.out / ".chunks"
+        shutil.rmtree(chunks_dir, ignore_errors=True)
+        chunks_dir.mkdir()
+        n_people, hh = 0, 0
+        per_chunk = chunk_households(cfg)
+        person_ids = _Ids(cfg.seed)  # residents are numbered here, in order; chunks have their own streams
+
+        def chunks():
+            nonlocal n_people, hh
+            c = 0
+            while n_people < cfg.residents:
+                households = []
+                for _ in range(per_chunk):
+                    if n_people >= cfg.residents:
+                        break
+                    members = []
+                    for p in self.people.household(hh):
+                        if n_people >= cfg.residents:
+                            break
+                        n_people += 1
+                        p.id = "P" + person_ids()
+                        members.append(p)
+                    households.append((hh, members))
+                    hh += 1
+                yield c, households
+                c += 1
+
+        jobs = max(1, jobs or os.cpu_count() or 1)
+        if jobs == 1:
+            for c, households in chunks():
+                w.append_chunk(self.generate_chunk(c, households, chunks_dir / f"{c:04d}"))
+        else:
+            global _FORKED
+            _FORKED = self
+            ctx = multiprocessing.get_context("fork")
+            with ProcessPoolExecutor(jobs, mp_context=ctx) as pool:
+                pending: deque = deque()
+                for c, households in chunks():
+                    pending.append(pool.submit(_generate_chunk_in_worker, c, households, chunks_dir / f"{c:04d}"))
+                    while len(pending) > 2 * jobs:  # bounded memory: finished chunks are merged in order
+                        w.append_chunk(pending.popleft().result())
+                while pending:
+                    w.append_chunk(pending.popleft().result())
+            _FORKED = None
+        shutil.rmtree(chunks_dir, ignore_errors=True)
         w.close()
         manifest = {
             "generator": "hutong simulate",
@@ -150,6 +207,20 @@ class Simulation:
         }
         (self.out / "manifest.json").write_bytes(orjson.dumps(manifest, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
         return manifest
+
+    def generate_chunk(self, c: int, households: list, out: Path) -> Path:
+        """Clinical activity of one chunk of households into ``out`` (a chunk folder merged later)."""
+        self.chunk = c
+        self.ids = _Ids(f"{self.cfg.seed}:chunk:{c}")
+        self.mrn, self.report_no, self.visit_no = {}, {}, {}
+        w = self.w = Writer(out, self.cfg.per_institution)
+        self.t_src, self.t_person, self.t_repeat = (w.truth(name, header) for name, header in _TRUTH)
+        for hh, members in households:
+            rng = random.Random(self.cfg.seed * 7_000_003 + hh)
+            for p in members:
+                self._person(rng, p)
+        w.close(merge_patients=False)
+        return out
 
     # ---- one person -----------------------------------------------------------------------------------------
     def _person(self, rng: random.Random, p: Person) -> None:
@@ -268,7 +339,7 @@ class Simulation:
         if placeholder:
             name["extension"] = [{"url": S.EXT_PLACEHOLDER, "valueBoolean": True}]
         ident = [{"use": "usual", "type": {"coding": [{"system": S.V2_0203, "code": "MR"}]},
-                  "system": S.MRN_PREFIX + org.id, "value": f"{org.idx + 1:04d}{mrn:08d}"}]
+                  "system": S.MRN_PREFIX + org.id, "value": f"{org.idx + 1:04d}{self.chunk:03d}{mrn:05d}"}]
         if rid:
             ident.append({"use": "official", "type": {"coding": [{"system": S.V2_0203, "code": "NNCHN"}]},
                           "system": S.RESIDENT_ID, "value": rid})
@@ -364,7 +435,7 @@ class Simulation:
             "resourceType": "Encounter",
             "id": eid,
             "meta": meta,
-            "identifier": [{"system": f"urn:hutong:visit:{org.id}", "value": f"{start:%Y%m%d}{vn:07d}"}],
+            "identifier": [{"system": f"urn:hutong:visit:{org.id}", "value": f"{start:%Y%m%d}{self.chunk:03d}{vn:06d}"}],
             "status": "finished",
             "class": {"system": S.V3_ACT, "code": cls, "display": display},
             "serviceType": {"coding": [{"system": S.DEPARTMENT, "code": dept}]},
@@ -541,7 +612,7 @@ class Simulation:
             "resourceType": "DiagnosticReport",
             "id": rid,
             "meta": meta,
-            "identifier": [{"system": S.REPORT_PREFIX + org.id, "value": f"L{when:%Y%m%d}{rn:06d}"}],
+            "identifier": [{"system": S.REPORT_PREFIX + org.id, "value": f"L{when:%Y%m%d}{self.chunk:03d}{rn:06d}"}],
             "status": "final",
             "category": [{"coding": [{"system": S.V2_0074, "code": "LAB", "display": "Laboratory"}]}],
             "code": {"coding": coding, "text": zh},
@@ -606,9 +677,10 @@ class Simulation:
         }, org.id)
 
 
-def simulate(cfg: SimConfig, out_dir: Path) -> dict:
-    """Generate the province described by ``cfg`` into ``out_dir``; returns the manifest (counts, config)."""
-    return Simulation(cfg, Path(out_dir)).run()
+def simulate(cfg: SimConfig, out_dir: Path, jobs: int | None = None) -> dict:
+    """Generate the province described by ``cfg`` into ``out_dir`` with ``jobs`` processes (default: one per
+    CPU; the output is the same for any number); returns the manifest (counts, config)."""
+    return Simulation(cfg, Path(out_dir)).run(jobs)
 
 
 DEMO = SimConfig(residents=2000, years=1, seed=7, practitioner_scale=0.25)

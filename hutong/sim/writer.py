@@ -76,11 +76,47 @@ class Writer:
         self._inst.clear()
         self._inst_bytes = 0
 
-    def close(self) -> None:
+    def append_chunk(self, chunk: Path) -> None:
+        """Append a closed chunk writer's output (``close(merge_patients=False)``) and delete it."""
+        chunk = Path(chunk)
+        counts = orjson.loads((chunk / "counts.json").read_bytes())
+        for t, n in counts.items():
+            self.counts[t] += n
+        for t, fh in self.files.items():
+            with open(chunk / f"{t}.ndjson", "rb") as src:
+                shutil.copyfileobj(src, fh, 1024 * 1024)
+        for i, fh in enumerate(self._buckets):
+            with open(chunk / ".patient-buckets" / f"{i:02d}.ndjson", "rb") as src:
+                shutil.copyfileobj(src, fh, 1024 * 1024)
+        for name, (fh, _w) in self._truth.items():
+            with open(chunk / "truth" / f"{name}.csv", encoding="utf-8", newline="") as src:
+                src.readline()  # its header
+                shutil.copyfileobj(src, fh, 1024 * 1024)
+        if self.per_institution:
+            self._flush_inst()
+            inst = chunk / "institutions"
+            for org_dir in sorted(inst.iterdir()) if inst.exists() else ():
+                d = self.out / "institutions" / org_dir.name
+                d.mkdir(parents=True, exist_ok=True)
+                for f in sorted(org_dir.iterdir()):
+                    with open(f, "rb") as src, open(d / f.name, "ab") as dst:
+                        shutil.copyfileobj(src, dst, 1024 * 1024)
+        shutil.rmtree(chunk)
+
+    def close(self, merge_patients: bool = True) -> None:
+        """Close every file. A chunk writer (``merge_patients=False``) keeps its Patient buckets and
+        writes its counts for ``append_chunk``; the run's writer merges the buckets into Patient.ndjson."""
         for fh in self.files.values():
             fh.close()
         for fh in self._buckets:
             fh.close()
+        if not merge_patients:
+            if self.per_institution:
+                self._flush_inst()
+            for fh, _ in self._truth.values():
+                fh.close()
+            (self.out / "counts.json").write_bytes(orjson.dumps(self.counts))
+            return
         with open(self.out / "Patient.ndjson", "wb") as dst:
             for i in range(_PATIENT_BUCKETS):
                 p = self._tmp / f"{i:02d}.ndjson"

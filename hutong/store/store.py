@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 
 import jsonpatch
 import orjson
-from sqlalchemy import Engine, insert, select, text, tuple_, update
+from sqlalchemy import Engine, func, insert, select, text, tuple_, update
 from sqlalchemy.exc import IntegrityError
 
 from hutong.config import Settings, load_settings
@@ -266,8 +266,19 @@ class Tx:
             # Serialise the tail of writing transactions so seq order equals commit order:
             # a consumer that has seen seq N can never later find a committed N-1.
             self.conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _OUTBOX_LOCK})
-        result = self.conn.execute(insert(schema.change_event).returning(schema.change_event.c.seq), self._events)
-        seqs = [row[0] for row in result]
+        if self.store.is_postgres:
+            result = self.conn.execute(insert(schema.change_event).returning(schema.change_event.c.seq), self._events)
+            seqs = [row[0] for row in result]
+        else:
+            # This transaction holds SQLite's only write lock: the next numbers are ours to assign.
+            dbapi = self.conn.connection.dbapi_connection
+            top = dbapi.execute("SELECT COALESCE(MAX(seq), 0) FROM change_event").fetchone()[0]
+            seqs = range(top + 1, top + 1 + len(self._events))
+            dbapi.executemany(
+                "INSERT INTO change_event (seq, tenant, res_type, res_id, version_id, op, ts_us) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [(q, e["tenant"], e["res_type"], e["res_id"], e["version_id"], e["op"], e["ts_us"])
+                 for q, e in zip(seqs, self._events, strict=True)])
         for seq, ev in zip(seqs, self._events, strict=False):
             self.events.append(ChangeEvent(seq=seq, **ev))
         self._events = []
@@ -342,6 +353,16 @@ class Tx:
             raise gone(f"{res_type}/{res_id} has been deleted")
         return found
 
+    @staticmethod
+    def _versions_select():
+        """SELECT over versions with their content: a current version keeps its content only in
+        ``resource`` (stored once), older versions in ``resource_version``."""
+        v, r = schema.resource_version.c, schema.resource.c
+        joined = schema.resource_version.outerjoin(
+            schema.resource, (r.res_type == v.res_type) & (r.res_id == v.res_id) & (r.version_id == v.version_id))
+        return select(v.res_type, v.res_id, v.version_id, v.ts_us, v.deleted, v.tenant,
+                      func.coalesce(v.content, r.content), v.method).select_from(joined)
+
     def vread(self, res_type: str, res_id: str, version_id: str) -> StoredResource:
         self.store.check_type(res_type)
         _check_id(res_id)
@@ -350,9 +371,7 @@ class Tx:
         self.flush()
         v = schema.resource_version.c
         row = self.conn.execute(
-            select(v.res_type, v.res_id, v.version_id, v.ts_us, v.deleted, v.tenant, v.content, v.method).where(
-                v.res_type == res_type, v.res_id == res_id, v.version_id == int(version_id)
-            )
+            self._versions_select().where(v.res_type == res_type, v.res_id == res_id, v.version_id == int(version_id))
         ).first()
         if row is None:
             raise not_found(f"{res_type}/{res_id} has no version {version_id}")
@@ -401,7 +420,7 @@ class Tx:
         """Versions newest first; ``at_or_before`` is a keyset cursor (ts_us, type, id, version)."""
         self.flush()
         v = schema.resource_version.c
-        stmt = select(v.res_type, v.res_id, v.version_id, v.ts_us, v.deleted, v.tenant, v.content, v.method)
+        stmt = self._versions_select()
         if res_type:
             stmt = stmt.where(v.res_type == res_type)
         if res_id:
@@ -473,7 +492,8 @@ class Tx:
                 "method": method,
                 "deleted": deleted,
                 "tenant": self.tenant,
-                "content": content,
+                # The current version's content lives in ``resource`` only; it moves here when superseded.
+                "content": None,
             },
         )
         if prepared is not None:
@@ -585,12 +605,25 @@ class Tx:
         )
         if result.rowcount != 1:
             raise FhirError(409, "conflict", f"{res_type}/{res_id} was changed concurrently; retry")
+        self._keep_superseded(current)
         if self.store.index is not None:
             self.store.index.clear(self.conn, res_type, res_id)
         stored = self._write_version(
             res_type, res_id, version, ts, content, method, "create" if current.deleted else "update", prepared
         )
         return WriteResult("created" if current.deleted else "updated", stored)
+
+    def _keep_superseded(self, current: StoredResource) -> None:
+        """The version just replaced keeps its content in ``resource_version`` from now on."""
+        if current.deleted or current.content is None:
+            return
+        v = schema.resource_version.c
+        self.conn.execute(
+            update(schema.resource_version)
+            .where(v.res_type == current.res_type, v.res_id == current.res_id, v.version_id == current.version_id,
+                   v.content.is_(None))
+            .values(content=current.content)
+        )
 
     def patch(self, res_type: str, res_id: str, operations, *, if_match: int | None = None) -> WriteResult:
         """Apply a JSON Patch (RFC 6902) to the current version."""
@@ -630,6 +663,7 @@ class Tx:
             .where(r.res_type == res_type, r.res_id == res_id, r.version_id == current.version_id)
             .values(version_id=version, ts_us=ts, deleted=True, content=None)
         )
+        self._keep_superseded(current)
         if self.store.index is not None:
             self.store.index.clear(self.conn, res_type, res_id)
         stored = self._write_version(res_type, res_id, version, ts, None, "DELETE", "delete", None)

@@ -274,6 +274,29 @@ def test_determinism_by_seed(tmp_path):
         assert (tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes(), f
 
 
+def test_output_does_not_depend_on_the_number_of_processes(tmp_path, monkeypatch):
+    from hutong.sim import generate
+
+    monkeypatch.setattr(generate, "CHUNK_HOUSEHOLDS", 20)  # several chunks at a test's size
+    cfg = SimConfig(residents=150, seed=5, practitioner_scale=0.05, per_institution=True)
+    one = simulate(cfg, tmp_path / "one", jobs=1)
+    two = simulate(cfg, tmp_path / "two", jobs=2)
+    assert one == two and one["households"] > 3 * 20
+    files = sorted(p.relative_to(tmp_path / "one") for p in (tmp_path / "one").rglob("*") if p.is_file())
+    assert not any(".chunks" in str(f) for f in files)
+    for f in files:
+        assert (tmp_path / "one" / f).read_bytes() == (tmp_path / "two" / f).read_bytes(), f
+    # Chunks number their records in separate blocks: record numbers stay unique per institution.
+    seen = set()
+    for line in (tmp_path / "one" / "Patient.ndjson").read_bytes().splitlines():
+        for ident in orjson.loads(line).get("identifier", []):
+            if ident["system"].startswith("urn:hutong:mrn:"):
+                key = (ident["system"], ident["value"])
+                assert key not in seen, key
+                seen.add(key)
+    assert seen
+
+
 def test_config_file_and_unknown_keys(tmp_path):
     p = tmp_path / "sim.toml"
     p.write_text("residents = 123\nseed = 9\n[variation]\nid_missing = 0.5\n", encoding="utf-8")
