@@ -48,7 +48,7 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA busy_timeout=60000")
             cur.execute("PRAGMA foreign_keys=ON")
-            cur.execute("PRAGMA cache_size=-65536")
+            cur.execute("PRAGMA cache_size=-32768")
             # Checkpoint every ~64 MB of WAL instead of 4 MB: index pages rewritten by many
             # transactions are then copied back once, not once per transaction.
             cur.execute("PRAGMA wal_autocheckpoint=16384")
