@@ -213,4 +213,9 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     app.include_router(fhir_router)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     app.add_middleware(ReadFastPath, store=store)
+    # Capabilities' own fast paths for their hottest requests (each hands everything else on).
+    for module in modules:
+        middleware = getattr(module, "asgi_middleware", None)
+        if middleware is not None:
+            app.add_middleware(middleware(), store=store)
     return app

@@ -159,6 +159,13 @@ class Jwks(BaseModel):
     keys: list[dict]
 
 
+def asgi_middleware():
+    """Middleware the app installs in front of its router (see ``hutong.card.fast_verify``)."""
+    from hutong.card.fast_verify import VerifyFastPath
+
+    return VerifyFastPath
+
+
 def startup(app) -> None:
     """Create the first signing key at start-up so the first resident does not pay for it."""
     import logging
