@@ -26,8 +26,11 @@ def base_url(request: Request) -> str:
 
 
 async def _parse_body(request: Request):
-    raw = await request.body()
-    ctype = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
+    return _decode_body(await request.body(), request.headers.get("content-type"))
+
+
+def _decode_body(raw: bytes, content_type: str | None):
+    ctype = (content_type or "").split(";")[0].strip().lower()
     if ctype == "application/x-www-form-urlencoded":
         try:
             return parse_qsl(raw.decode("utf-8"), keep_blank_values=True)
@@ -86,13 +89,12 @@ async def metadata(request: Request, caller: Caller = Depends(get_caller)):
 async def bundle(request: Request, caller: Caller = Depends(get_caller)):
     from hutong.api.app import fhir_response
 
-    body = await _parse_body(request)
-    if not isinstance(body, dict):
-        raise bad_request("POST to the base needs a Bundle resource")
+    raw = await request.body()
     store = request.app.state.store
     base = base_url(request)
     representation = "return=representation" in (request.headers.get("prefer") or "")
-    result = await run_in_threadpool(_one_bundle_at_a_time, store, body, base, caller.tenant, representation)
+    result = await run_in_threadpool(_one_bundle_at_a_time, raw, request.headers.get("content-type"), store, base,
+                                     caller.tenant, representation)
     return fhir_response(result, 200)
 
 
@@ -103,11 +105,16 @@ async def bundle(request: Request, caller: Caller = Depends(get_caller)):
 _BUNDLE_GATE = threading.Lock()
 
 
-def _one_bundle_at_a_time(*args):
+def _one_bundle_at_a_time(raw: bytes, content_type: str | None, store, base: str, tenant, representation: bool):
+    # The body is parsed inside the gate too: waiting Bundles stay compact bytes, not parsed trees.
     with _BUNDLE_GATE:
         try:
-            return process_bundle(*args)
+            body = _decode_body(raw, content_type)
+            if not isinstance(body, dict):
+                raise bad_request("POST to the base needs a Bundle resource")
+            return process_bundle(store, body, base, tenant, representation)
         finally:
+            del raw
             _release_memory()
 
 
