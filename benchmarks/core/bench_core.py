@@ -129,12 +129,16 @@ class RssSampler(threading.Thread):
             time.sleep(0.2)
 
 
+#: Change-log consumers (patient linking, …) run in the server as in production; --no-consumers turns them off.
+CONSUMERS = True
+
+
 def start_server(backend: Backend, port: int, workers: int) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "hutong.cli", "serve", "--port", str(port), "--data-dir",
            str(backend.workdir / "server"), "--empty", "--workers", str(workers)]
     if backend.url:
         cmd += ["--database-url", backend.url]
-    env = dict(os.environ, HUTONG_WORKERS="false")
+    env = dict(os.environ, HUTONG_WORKERS="true" if CONSUMERS else "false")
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.time() + 60
     while time.time() < deadline:
@@ -279,9 +283,13 @@ def main():
                     help="also load the synthea_hiv_2021 set (batch + conditional references)")
     ap.add_argument("--connections", type=int, default=8, help="read connections")
     ap.add_argument("--read-seconds", type=int, default=20)
+    ap.add_argument("--consumers", action=argparse.BooleanOptionalAction, default=True,
+                    help="run the change-log consumers (patient linking) in the server, as in production")
     ap.add_argument("--ingest-workers", type=int, default=2, help="server worker processes during ingest")
     ap.add_argument("--read-workers", type=int, default=2, help="server worker processes during reads")
     args = ap.parse_args()
+    global CONSUMERS
+    CONSUMERS = args.consumers
     if not DATA.exists():
         sys.exit(f"Synthea data not found at {DATA}")
     if args.only_hiv:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import fcntl
 import importlib
 import importlib.util
 import logging
+import os
 import threading
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import orjson
 from fastapi import FastAPI, Request
@@ -96,10 +99,20 @@ class BodyLimit:
 
 
 class ConsumerWorker:
-    """Runs the store's change-log consumers in a background thread, woken by commits and every second."""
+    """Runs the store's change-log consumers in a background thread, woken by commits and every second.
 
-    def __init__(self, store: Store):
+    With several worker processes only one runs them (the holder of an exclusive ``flock`` on
+    ``consumers.lock`` in the data folder; the others retry every few seconds and take over if it
+    exits): the outbox would keep them exactly-once anyway, but each runner would load every
+    consumer's working set (the patient index's pinyin tables, for one) into its own memory.
+    """
+
+    RETRY_S = 5.0
+
+    def __init__(self, store: Store, lock_path: Path | None = None):
         self.store = store
+        self.lock_path = lock_path
+        self._lock_fd: int | None = None
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="hutong-consumers", daemon=True)
@@ -111,10 +124,30 @@ class ConsumerWorker:
     def stop(self) -> None:
         self._stop.set()
         self._wake.set()
-        self._thread.join(timeout=10)
+        if self._thread.ident is not None:
+            self._thread.join(timeout=10)
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # releases the flock
+            self._lock_fd = None
+
+    def is_runner(self) -> bool:
+        """True when this process runs the consumers (takes the lock if it is free)."""
+        if self.lock_path is None or self._lock_fd is not None:
+            return True
+        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            return False
+        self._lock_fd = fd
+        return True
 
     def _run(self) -> None:
         while not self._stop.is_set():
+            if not self.is_runner():
+                self._stop.wait(self.RETRY_S)
+                continue
             self._wake.wait(1.0)
             self._wake.clear()
             if self._stop.is_set():
@@ -150,7 +183,9 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
             if startup is not None:
                 startup(app)
         if settings.workers:
-            worker = ConsumerWorker(store)
+            data_dir = Path(settings.data_dir)
+            data_dir.mkdir(parents=True, exist_ok=True)
+            worker = ConsumerWorker(store, data_dir / "consumers.lock")
             worker.start()
         try:
             yield
