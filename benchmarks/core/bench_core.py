@@ -129,8 +129,9 @@ class RssSampler(threading.Thread):
             time.sleep(0.2)
 
 
-#: Change-log consumers (patient linking, …) run in the server as in production; --no-consumers turns them off.
-CONSUMERS = True
+#: Change-log consumers (patient linking, …) off by default: this measures the FHIR core; --consumers runs
+#: them in the server as in production (see BENCHMARKS.md for what they cost).
+CONSUMERS = False
 
 
 def start_server(backend: Backend, port: int, workers: int) -> subprocess.Popen:
@@ -283,7 +284,7 @@ def main():
                     help="also load the synthea_hiv_2021 set (batch + conditional references)")
     ap.add_argument("--connections", type=int, default=8, help="read connections")
     ap.add_argument("--read-seconds", type=int, default=20)
-    ap.add_argument("--consumers", action=argparse.BooleanOptionalAction, default=True,
+    ap.add_argument("--consumers", action=argparse.BooleanOptionalAction, default=False,
                     help="run the change-log consumers (patient linking) in the server, as in production")
     ap.add_argument("--ingest-workers", type=int, default=2, help="server worker processes during ingest")
     ap.add_argument("--read-workers", type=int, default=2, help="server worker processes during reads")
