@@ -108,6 +108,12 @@ class ConsumerWorker:
     """
 
     RETRY_S = 5.0
+    #: Events per consumer transaction, and the pause after each batch (as long as the batch took, at
+    #: most 50 ms): the consumers share a web worker's GIL, and catching up in one long stretch would
+    #: stall the requests of that process.
+    BATCH = 100
+    PAUSE_SHARE = 1.0
+    MAX_PAUSE_S = 0.05
 
     def __init__(self, store: Store, lock_path: Path | None = None):
         self.store = store
@@ -143,6 +149,9 @@ class ConsumerWorker:
         self._lock_fd = fd
         return True
 
+    def _pause(self, busy_s: float) -> None:
+        self._stop.wait(min(self.MAX_PAUSE_S, busy_s * self.PAUSE_SHARE))
+
     def _run(self) -> None:
         while not self._stop.is_set():
             if not self.is_runner():
@@ -153,7 +162,7 @@ class ConsumerWorker:
             if self._stop.is_set():
                 break
             try:
-                self.store.run_consumers()
+                self.store.run_consumers(batch_size=self.BATCH, between=self._pause)
             except Exception:  # a failing consumer must not kill the thread; it retries next round
                 log.exception("change-log consumer failed; will retry")
 

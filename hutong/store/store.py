@@ -907,14 +907,22 @@ class Store:
         """Register a change-log consumer run by ``run_consumers`` (and the server's worker thread)."""
         self._consumers[name] = (handler, set(types) if types else None)
 
-    def run_consumers(self, max_rounds: int = 1000) -> int:
-        """Drain every registered consumer; returns the number of events handled."""
+    def run_consumers(self, max_rounds: int = 1000, *, batch_size: int = 500,
+                      between: Callable[[float], None] | None = None) -> int:
+        """Drain every registered consumer; returns the number of events handled.
+
+        ``between(seconds)`` is called after each batch with the time it took (the server's worker
+        uses it to pause, so a consumer catching up does not keep its process's GIL from requests)."""
         total = 0
         with self._lock:
             for _ in range(max_rounds):
                 handled = 0
                 for name, (handler, types) in list(self._consumers.items()):
-                    handled += self.outbox.consume(name, handler, types=types)
+                    t0 = time.perf_counter()
+                    n = self.outbox.consume(name, handler, types=types, batch_size=batch_size)
+                    handled += n
+                    if n and between is not None:
+                        between(time.perf_counter() - t0)
                 total += handled
                 if handled == 0:
                     break
