@@ -38,7 +38,7 @@ _LOOK: dict[str, list[str]] = {}
 for _c, _h in names.LOOKALIKE.items():
     _LOOK.setdefault(_h, []).append(_c)
 _HOMO: dict[str, list[str]] = {}
-for _c in set(GIVEN + "".join(SURNAMES)):
+for _c in dict.fromkeys(GIVEN + "".join(SURNAMES)):  # ordered: a set would depend on PYTHONHASHSEED
     _HOMO.setdefault(names.given_pinyin(_c), []).append(_c)
 _EXTRA_HOMO = "维玮薇巍卫为炜纬蔚娅雅亚霞夏侠佳家嘉加珈静靖晶菁京敬婧景丽莉立力俐利黎励艳燕雁彦岩妍研颜言" \
               "芳方芬纷华桦骅化花明铭鸣名茗敏闵珉民婷亭庭廷停霆"
