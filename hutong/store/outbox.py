@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import func, insert, select, update
 
 from hutong.store import schema
 
@@ -94,11 +94,33 @@ class Outbox:
                 after = 0
             else:
                 after = int(row[0])
+            if types:
+                return self._consume_types(tx, name, handler, after, batch_size, types)
             events = self.read(after, batch_size, None, conn=tx.conn)
             if not events:
                 return 0
-            wanted = [e for e in events if types is None or e.res_type in types]
-            if wanted:
-                handler(tx, wanted)
+            handler(tx, events)
             tx.conn.execute(update(schema.consumer_position).where(p.name == name).values(seq=events[-1].seq))
             return len(events)
+
+    def _consume_types(self, tx, name: str, handler, after: int, batch_size: int, types: set[str]) -> int:
+        """A consumer of some types reads only those (the patient linker wants 1 event in ~300 of a
+        clinical load) and moves past the others in the same step instead of a batch at a time.
+
+        ``top`` is read before the events: every event up to it has committed (seq order is commit
+        order on both backends), so when the read returns fewer than a batch, no wanted event at or
+        below ``top`` was left out and the position may move there."""
+        c = schema.change_event.c
+        top = int(tx.conn.execute(select(func.max(c.seq))).scalar() or 0)
+        events = self.read(after, batch_size, types, conn=tx.conn)
+        if events:
+            handler(tx, events)
+        if len(events) == batch_size:
+            new = events[-1].seq
+        else:
+            new = max(top, events[-1].seq if events else 0)
+        if new <= after:
+            return 0
+        p = schema.consumer_position.c
+        tx.conn.execute(update(schema.consumer_position).where(p.name == name).values(seq=new))
+        return new - after

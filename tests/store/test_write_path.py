@@ -80,3 +80,26 @@ def test_entry_refused_before_the_lock_writes_nothing_and_is_named(store):
     assert err.value.status == 400 and "Bundle.entry[1]" in err.value.issues[0].diagnostics
     with store.read() as tx:
         assert tx.conn.execute(select(schema.resource.c.res_id)).first() is None
+
+
+def test_a_typed_consumer_skips_other_types_in_one_step_and_misses_nothing(store):
+    seen: list[tuple[str, int]] = []
+    for k in range(7):
+        store.create({"resourceType": "Organization", "name": f"机构{k}"})
+        if k % 3 == 0:
+            store.create(patient(f"张{k}"))
+
+    def handler(tx, events):
+        seen.extend((e.res_type, e.seq) for e in events)
+
+    rounds = 0
+    while store.outbox.consume("typed", handler, batch_size=2, types={"Patient"}):
+        rounds += 1
+    assert [t for t, _ in seen] == ["Patient"] * 3 and len({s for _, s in seen}) == 3
+    assert rounds <= 3  # batches of wanted events, not of every event
+    assert store.outbox.position("typed") == store.outbox.last_seq()
+    store.create(patient("李"))
+    store.create({"resourceType": "Organization", "name": "后来"})
+    store.outbox.consume("typed", handler, batch_size=2, types={"Patient"})
+    assert [t for t, _ in seen] == ["Patient"] * 4
+    assert store.outbox.position("typed") == store.outbox.last_seq()
