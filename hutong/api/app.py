@@ -14,18 +14,16 @@ from pathlib import Path
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from hutong import __version__
 from hutong.api.fast_read import ReadFastPath
+from hutong.api.responses import FHIR_JSON, fhir_response, internal_error_response, outcome_response
 from hutong.config import Settings, load_settings
 from hutong.fhir.outcome import FhirError, Issue, operation_outcome
 from hutong.store import Store
 
 log = logging.getLogger("hutong.api")
-
-FHIR_JSON = "application/fhir+json"
 
 #: Capability route modules included before the generic FHIR routes (order matters).
 CAPABILITY_ROUTE_MODULES = [
@@ -33,23 +31,6 @@ CAPABILITY_ROUTE_MODULES = [
     "hutong.card.routes",
     "hutong.search.routes",
 ]
-
-
-def fhir_response(body: dict | str | bytes | None, status: int = 200, headers: dict | None = None) -> Response:
-    """A ``application/fhir+json`` response from a dict, JSON text or bytes."""
-    if body is None:
-        content = b""
-    elif isinstance(body, bytes):
-        content = body
-    elif isinstance(body, str):
-        content = body.encode()
-    else:
-        content = orjson.dumps(body)
-    return Response(content=content, status_code=status, headers=headers, media_type=FHIR_JSON + "; charset=utf-8")
-
-
-def outcome_response(exc: FhirError) -> Response:
-    return fhir_response(exc.outcome(), exc.status, exc.headers or None)
 
 
 class BodyLimit:
@@ -241,7 +222,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     @app.exception_handler(Exception)
     async def _unexpected(_request: Request, exc: Exception):
         log.exception("unhandled error")
-        return fhir_response(operation_outcome(Issue("fatal", "exception", "internal server error")), 500)
+        return internal_error_response()
 
     @app.get("/health", tags=["platform"], summary="Liveness and readiness")
     def health():

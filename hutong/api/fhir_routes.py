@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Request
 from starlette.concurrency import run_in_threadpool
 
 from hutong.api.caller import Caller, get_caller
+from hutong.api.responses import fhir_response
 from hutong.fhir.bundle import process_bundle
 from hutong.fhir.outcome import FhirError, bad_request
 from hutong.fhir.rest import FhirRequest, dispatch
@@ -54,8 +55,6 @@ def _fhir_request(request: Request, path: str, body) -> FhirRequest:
 
 async def handle(request: Request, path: str, caller: Caller):
     """Run one FHIR interaction at ``path`` (relative to /fhir) in the right kind of transaction."""
-    from hutong.api.app import fhir_response
-
     store = request.app.state.store
     body = await _parse_body(request) if request.method in ("POST", "PUT", "PATCH") else None
     req = _fhir_request(request, path, body)
@@ -87,8 +86,6 @@ async def metadata(request: Request, caller: Caller = Depends(get_caller)):
 @router.post("", summary="Process a transaction or batch Bundle")
 @router.post("/", include_in_schema=False, operation_id="bundle_slash")
 async def bundle(request: Request, caller: Caller = Depends(get_caller)):
-    from hutong.api.app import fhir_response
-
     raw = await request.body()
     store = request.app.state.store
     base = base_url(request)

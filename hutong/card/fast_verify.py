@@ -17,11 +17,11 @@ import re
 import orjson
 from starlette.responses import Response
 
-from hutong.api.app import fhir_response, outcome_response
 from hutong.api.caller import caller_from_headers
+from hutong.api.responses import internal_error_response, outcome_response, scope_headers
 from hutong.card import service
 from hutong.card.verify import CardRefusal
-from hutong.fhir.outcome import FhirError, Issue, operation_outcome
+from hutong.fhir.outcome import FhirError
 
 log = logging.getLogger("hutong.card")
 
@@ -62,7 +62,7 @@ class VerifyFastPath:
         if scope["type"] != "http" or scope["path"] != PATH or scope["method"] != "POST":
             await self.app(scope, receive, send)
             return
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        headers = scope_headers(scope)
         length = headers.get("content-length", "")
         if not length.isdigit() or int(length) > _MAX_BODY or "chunked" in headers.get("transfer-encoding", ""):
             await self.app(scope, receive, send)
@@ -97,7 +97,7 @@ class VerifyFastPath:
             return outcome_response(exc)
         except Exception:  # the app's answer for the unexpected
             log.exception("unhandled error in card verification")
-            return fhir_response(operation_outcome(Issue("fatal", "exception", "internal server error")), 500)
+            return internal_error_response()
         return Response(orjson.dumps(result), media_type="application/json")
 
 

@@ -266,7 +266,6 @@ class Tx:
             # Serialise the tail of writing transactions so seq order equals commit order:
             # a consumer that has seen seq N can never later find a committed N-1.
             self.conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _OUTBOX_LOCK})
-        if self.store.is_postgres:
             result = self.conn.execute(insert(schema.change_event).returning(schema.change_event.c.seq), self._events)
             seqs = [row[0] for row in result]
         else:

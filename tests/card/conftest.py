@@ -50,3 +50,15 @@ class _Helpers:
 def h():
     """Helper functions for card tests (the tests use importlib mode, so no helper module imports)."""
     return _Helpers
+
+
+@pytest.fixture
+def api(server, server_store, h):
+    """An httpx client on a live server holding institutions h1 and h2 and patient p1 (MRN MR-0001 at h1)."""
+    import httpx
+
+    h.put_org(server_store, "h1")
+    h.put_org(server_store, "h2")
+    h.put_patient(server_store, "p1", resident_id=h.rid(11), mrn_org="h1", mrn="MR-0001")
+    with httpx.Client(base_url=server, timeout=30) as client:
+        yield client

@@ -3,22 +3,13 @@ request goes to the route. Both must answer alike, over real HTTP on both backen
 
 from __future__ import annotations
 
-import httpx
 import orjson
-import pytest
 
 from hutong.card.fast_verify import canonical_request
 
 STAFF = {"X-Hutong-Role": "operator"}
 
 
-@pytest.fixture
-def api(server, server_store, h):
-    h.put_org(server_store, "h1")
-    h.put_org(server_store, "h2")
-    h.put_patient(server_store, "p1", resident_id=h.rid(11), mrn_org="h1", mrn="MR-0001")
-    with httpx.Client(base_url=server, timeout=30) as client:
-        yield client
 
 
 def _fresh_code(api, card):

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import httpx
-import pytest
-
 from hutong.card import service as S
 from hutong.card.verify import verify_qr
 
@@ -12,13 +9,6 @@ STAFF = {"X-Hutong-Role": "operator"}
 TERMINAL = {"X-Hutong-Role": "terminal", "X-Hutong-Institution": "h1"}
 
 
-@pytest.fixture
-def api(server, server_store, h):
-    h.put_org(server_store, "h1")
-    h.put_org(server_store, "h2")
-    h.put_patient(server_store, "p1", resident_id=h.rid(11), mrn_org="h1", mrn="MR-0001")
-    with httpx.Client(base_url=server, timeout=30) as client:
-        yield client
 
 
 def _reason(resp):
