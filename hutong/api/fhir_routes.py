@@ -111,7 +111,6 @@ def _one_bundle_at_a_time(raw: bytes, content_type: str | None, store, base: str
                 raise bad_request("POST to the base needs a Bundle resource")
             return process_bundle(store, body, base, tenant, representation)
         finally:
-            del raw
             _release_memory()
 
 
