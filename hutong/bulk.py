@@ -12,8 +12,8 @@ from pathlib import Path
 import orjson
 from sqlalchemy import select
 
+from hutong.core.errors import FhirError
 from hutong.fhir.bundle import process_batch, process_transaction
-from hutong.fhir.outcome import FhirError
 from hutong.store import Store, schema
 
 #: Load order for a folder of per-type NDJSON files, so referenced resources usually come first.

@@ -20,7 +20,7 @@ from hutong import __version__
 from hutong.api.fast_read import ReadFastPath
 from hutong.api.responses import FHIR_JSON, fhir_response, internal_error_response, outcome_response
 from hutong.config import Settings, load_settings
-from hutong.fhir.outcome import FhirError, Issue, operation_outcome
+from hutong.core.errors import FhirError, Issue, operation_outcome
 from hutong.store import Store
 
 log = logging.getLogger("hutong.api")

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from fastapi import Request
 
-from hutong.fhir.outcome import FhirError
+from hutong.core.errors import FhirError
 
 _TOKEN = re.compile(r"^[A-Za-z0-9\-\._:|/]{1,128}$")
 

@@ -16,7 +16,7 @@ from starlette.concurrency import run_in_threadpool
 
 from hutong.api.caller import caller_from_headers
 from hutong.api.responses import fhir_response, internal_error_response, outcome_response, scope_headers
-from hutong.fhir.outcome import FhirError
+from hutong.core.errors import FhirError
 from hutong.fhir.rest import FhirRequest, dispatch
 from hutong.store.store import Store
 

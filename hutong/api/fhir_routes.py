@@ -11,8 +11,8 @@ from starlette.concurrency import run_in_threadpool
 
 from hutong.api.caller import Caller, get_caller
 from hutong.api.responses import fhir_response
+from hutong.core.errors import FhirError, bad_request
 from hutong.fhir.bundle import process_bundle
-from hutong.fhir.outcome import FhirError, bad_request
 from hutong.fhir.rest import FhirRequest, dispatch
 
 router = APIRouter(prefix="/fhir", tags=["FHIR R4"])

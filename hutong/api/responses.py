@@ -5,7 +5,7 @@ from __future__ import annotations
 import orjson
 from starlette.responses import Response
 
-from hutong.fhir.outcome import FhirError, Issue, operation_outcome
+from hutong.core.errors import FhirError, Issue, operation_outcome
 
 FHIR_JSON = "application/fhir+json"
 

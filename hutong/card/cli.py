@@ -93,7 +93,7 @@ def issue_cmd(
 ):
     """Issue a card for a known Patient; prints the card id and the resident page link with its token."""
     from hutong.card.service import issue_card
-    from hutong.fhir.outcome import FhirError
+    from hutong.core.errors import FhirError
 
     store = _store(data_dir, database_url)
     try:

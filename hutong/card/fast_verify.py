@@ -21,7 +21,7 @@ from hutong.api.caller import caller_from_headers
 from hutong.api.responses import internal_error_response, outcome_response, scope_headers
 from hutong.card import service
 from hutong.card.verify import CardRefusal
-from hutong.fhir.outcome import FhirError
+from hutong.core.errors import FhirError
 
 log = logging.getLogger("hutong.card")
 

@@ -169,7 +169,7 @@ def find_patients_by_resident_id(store, resident_id: str) -> list[str]:
     wanted = {rid}
     if len(rid) == 18 and rid[6:8] == "19":
         wanted.add(rid[:6] + rid[8:17])  # the pre-1999 15-digit form
-    from hutong.fhir.outcome import FhirError
+    from hutong.core.errors import FhirError
 
     try:
         with store.read() as tx:

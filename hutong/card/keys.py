@@ -30,6 +30,7 @@ from sqlalchemy import insert, select, update
 from hutong.card import codec
 from hutong.card.crypto import SigningKey, VerifyKey, b64url, b64url_decode
 from hutong.card.tables import card_key
+from hutong.core import clock
 
 log = logging.getLogger("hutong.card.keys")
 
@@ -110,10 +111,6 @@ def unwrap(kek: bytes, kid: str, alg: str, blob: str) -> bytes:
         raise KeyError_(f"card signing key {kid} cannot be decrypted: wrong HUTONG_CARD_KEK?") from exc
 
 
-def _now_us() -> int:
-    return time.time_ns() // 1000
-
-
 class KeyRing:
     """The node's signing and verification keys, cached per process and refreshed every ``KEY_CACHE_S``."""
 
@@ -181,7 +178,7 @@ class KeyRing:
         return key
 
     def _current_row(self):
-        now = _now_us()
+        now = clock.now_us()
         candidates = [
             r
             for r in self._rows
@@ -207,7 +204,7 @@ class KeyRing:
                 public_key=b64url(key.public),
                 private_enc=wrap(self.kek, key.kid_text, key.alg, key.private_bytes()),
                 kek_id=kek_id(self.kek),
-                created_us=_now_us(),
+                created_us=clock.now_us(),
                 retired_us=None,
                 expires_us=None,
             )
@@ -218,7 +215,7 @@ class KeyRing:
     def rotate(self, grace_seconds: int = DEFAULT_VERIFY_GRACE_S) -> str:
         """Retire the current signing key(s) of the configured algorithm and create a new one; its kid."""
         grace_seconds = max(int(grace_seconds), int(self.settings.card_qr_ttl_seconds) + 60)
-        now = _now_us()
+        now = clock.now_us()
         with self.store.write() as tx:
             tx.conn.execute(
                 update(card_key)
@@ -231,7 +228,7 @@ class KeyRing:
 
     def expire(self, kid: str, at_us: int | None = None) -> None:
         """End a key's verification life now (or at ``at_us``): e.g. after a suspected compromise."""
-        at_us = _now_us() if at_us is None else at_us
+        at_us = clock.now_us() if at_us is None else at_us
         with self.store.write() as tx:
             tx.conn.execute(
                 update(card_key)
@@ -243,7 +240,7 @@ class KeyRing:
     def jwks(self, now_us: int | None = None) -> dict:
         """The public trust list: every key still inside its verification life."""
         self._load()
-        now_s = (now_us or _now_us()) // 1_000_000
+        now_s = (now_us or clock.now_us()) // 1_000_000
         keys = [k.to_jwk() for k in self._verify.values() if k.expires_at is None or k.expires_at > now_s]
         return {"keys": keys}
 

@@ -23,7 +23,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from hutong.api.caller import Caller, get_caller
 from hutong.card import codec, service
 from hutong.card.verify import REFUSAL_SYSTEM, REFUSALS, CardRefusal
-from hutong.fhir.outcome import FhirError
+from hutong.core.clock import iso_utc
+from hutong.core.errors import FhirError
 
 router = APIRouter(tags=["health card 电子健康卡"])
 
@@ -292,7 +293,7 @@ def qr(card_id: str, request: Request, caller: Caller = Depends(get_caller),
     _card_id(card_id)
     _require_holder_or_staff(store, card_id, caller, x_card_token)
     text, exp = service.make_qr(store, card_id)
-    headers = {"Cache-Control": "no-store", "X-Card-Expires-At": service.iso(exp)}
+    headers = {"Cache-Control": "no-store", "X-Card-Expires-At": iso_utc(exp)}
     if format == "svg":
         return Response(service.qr_svg(text), media_type="image/svg+xml", headers=headers)
     if format == "png":
@@ -302,7 +303,7 @@ def qr(card_id: str, request: Request, caller: Caller = Depends(get_caller),
     body = {
         "card_id": card_id,
         "qr_text": text,
-        "expires_at": service.iso(exp),
+        "expires_at": iso_utc(exp),
         "expires_in": max(0, int(exp - time.time())),
         "ttl": service.service_for(store).ttl,
         "svg": service.qr_svg(text) if embed == "svg" else None,

@@ -16,7 +16,6 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta, timezone
 
 import orjson
 from sqlalchemy import case, delete, func, insert, select, update
@@ -33,7 +32,10 @@ from hutong.china.ids import (
     mask_resident_id,
     normalize_resident_id,
 )
-from hutong.fhir.outcome import FhirError
+from hutong.core.clock import iso_utc as iso
+from hutong.core.clock import local_day as day_of
+from hutong.core.clock import now_us
+from hutong.core.errors import FhirError
 
 log = logging.getLogger("hutong.card")
 
@@ -42,26 +44,12 @@ TERMINALS = ("counter", "kiosk", "doctor-workstation", "mobile-app")
 PURPOSES = ("registration", "consultation", "examination", "pharmacy", "payment")
 REPLAY_POLICIES = ("one-visit", "single-use", "none")
 RELATIONSHIPS = ("child", "parent", "spouse", "grandparent", "grandchild", "sibling", "other")
-CST = timezone(timedelta(hours=8), "Asia/Shanghai")
 
 VCODE_TTL_S = 300
 VCODE_MAX_ATTEMPTS = 5
 VCODE_MAX_PER_PHONE_PER_HOUR = 5
 _PHONE = re.compile(r"^1[3-9]\d{9}$")
 _ORG_ID = re.compile(r"^[A-Za-z0-9\-\.]{1,64}$")
-
-
-def now_us() -> int:
-    return time.time_ns() // 1000
-
-
-def day_of(ts_us: int) -> str:
-    """The Asia/Shanghai calendar day of a UTC instant."""
-    return datetime.fromtimestamp(ts_us / 1_000_000, tz=CST).strftime("%Y-%m-%d")
-
-
-def iso(ts_s: int | float) -> str:
-    return datetime.fromtimestamp(ts_s, tz=UTC).isoformat().replace("+00:00", "Z")
 
 
 def _hash_token(token: str) -> str:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from hutong.card import codec
 from hutong.card.crypto import SigningKey, VerifyKey
-from hutong.fhir.outcome import FhirError
+from hutong.core.errors import FhirError
 
 #: Refusal reasons: (HTTP status, FHIR issue-type code, Chinese message). The reason goes in
 #: ``OperationOutcome.issue.details.coding`` with system ``REFUSAL_SYSTEM``.

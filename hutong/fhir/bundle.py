@@ -17,17 +17,17 @@ from urllib.parse import parse_qsl, urlsplit
 
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from hutong.fhir.outcome import FhirError, Issue, bad_request, operation_outcome
+from hutong.core.clock import now_us
+from hutong.core.errors import FhirError, Issue, bad_request, operation_outcome
+from hutong.core.ids import ID_RE
+from hutong.core.ids import new_id as new_id_
 from hutong.fhir.rest import FhirRequest, FhirResult, dispatch, resource_result
-from hutong.store.ids import new_id as new_id_
 from hutong.store.store import (
     CONDITIONAL_REF,
-    ID_RE,
     Prepared,
     Store,
     StoredResource,
     Tx,
-    now_us,
     reference_objects,
     reference_path,
 )

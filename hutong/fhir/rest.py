@@ -14,8 +14,9 @@ from urllib.parse import urlencode
 
 import orjson
 
-from hutong.fhir.outcome import FhirError, Issue, bad_request, info_outcome, operation_outcome
-from hutong.store.store import StoredResource, Tx, http_date, instant
+from hutong.core.clock import http_date, instant
+from hutong.core.errors import FhirError, Issue, bad_request, info_outcome, operation_outcome
+from hutong.store.store import StoredResource, Tx
 
 _ETAG = re.compile(r'^\s*(?:W/)?"?([0-9]+)"?\s*$')
 _SINCE = re.compile(r"^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2}))?$")

@@ -36,7 +36,8 @@ import re
 import threading
 from importlib import resources as _ilr
 
-from hutong.fhir.outcome import FhirError, Issue
+from hutong.core.errors import FhirError, Issue
+from hutong.core.ids import ID_PATTERN
 
 __all__ = [
     "check_primitive",
@@ -68,7 +69,7 @@ _DATE_RE = re.compile(_YEAR + r"(-(0[1-9]|1[0-2])(-(0[1-9]|[1-2][0-9]|3[0-1]))?)
 _DATETIME_RE = re.compile(_YEAR + r"(-(0[1-9]|1[0-2])(-(0[1-9]|[1-2][0-9]|3[0-1])(T" + _HMS + _TZ + r")?)?)?")
 _INSTANT_RE = re.compile(_YEAR + r"-(0[1-9]|1[0-2])-(0[1-9]|[1-2][0-9]|3[0-1])T" + _HMS + _TZ)
 _TIME_RE = re.compile(_HMS)
-_ID_RE = re.compile(r"[A-Za-z0-9\-.]{1,64}")
+_ID_RE = re.compile(ID_PATTERN)
 _CODE_RE = re.compile(r"[^\s]+( [^\s]+)*")
 _URI_RE = re.compile(r"\S+")
 _OID_RE = re.compile(r"urn:oid:[0-2](\.(0|[1-9][0-9]*))+")

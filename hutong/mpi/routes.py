@@ -7,7 +7,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 
 from hutong.api.caller import Caller, get_caller
-from hutong.fhir.outcome import FhirError
+from hutong.core.errors import FhirError
 from hutong.mpi import service
 from hutong.mpi.model import MATCH_GRADE_URL
 

@@ -21,7 +21,8 @@ import orjson
 from sqlalchemy import delete, insert, select, update
 
 from hutong.china import ids
-from hutong.fhir.outcome import FhirError
+from hutong.core.clock import now_us
+from hutong.core.errors import FhirError
 from hutong.mpi.blocking import record_keys
 from hutong.mpi.features import TF_FEATURES, FeatureTable, normalize_record
 from hutong.mpi.model import MATCH_GRADE_URL, Model
@@ -37,10 +38,6 @@ MAX_CANDIDATES = 200
 _DEFAULT_MODEL = Path(__file__).resolve().parent / "data" / "default_model.json"
 _model_cache: dict[str, tuple[float, Model]] = {}
 _model_lock = threading.Lock()
-
-
-def now_us() -> int:
-    return time.time_ns() // 1000
 
 
 # --- FHIR Patient → raw record ----------------------------------------------------------------------------

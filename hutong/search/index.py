@@ -7,7 +7,6 @@ re-indexing or on delete, ``search_ids`` for conditional interactions and ``sear
 from __future__ import annotations
 
 import base64
-import time
 import uuid
 from dataclasses import dataclass
 from urllib.parse import quote, urlencode
@@ -15,7 +14,8 @@ from urllib.parse import quote, urlencode
 import orjson
 from sqlalchemy import and_, case, delete, false, func, literal, or_, select, tuple_
 
-from hutong.fhir.outcome import FhirError, Issue, operation_outcome
+from hutong.core.clock import instant_now
+from hutong.core.errors import FhirError, Issue, operation_outcome
 from hutong.search.extract import extract
 from hutong.search.params import RESULT_PARAMS, Registry, registry
 from hutong.search.query import Part, Planner, UnknownParam, bad, pcond, split_values
@@ -25,11 +25,6 @@ from hutong.store.schema import resource as R
 SUBSETTED = {"system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue", "code": "SUBSETTED"}
 MAX_INCLUDES = 5000
 ITERATE_ROUNDS = 5
-
-
-def _instant_now() -> str:
-    t = time.time()
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1000):03d}Z"
 
 
 def encode_cursor(values: list, backward: bool) -> str:
@@ -332,7 +327,7 @@ class SearchIndex:
         bundle: dict = {
             "resourceType": "Bundle",
             "id": str(uuid.uuid4()),
-            "meta": {"lastUpdated": _instant_now()},
+            "meta": {"lastUpdated": instant_now()},
             "type": "searchset",
         }
         if total is not None:

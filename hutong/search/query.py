@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import and_, false, func, literal, literal_column, not_, or_, select, true, tuple_, union_all
 
-from hutong.fhir.outcome import FhirError
+from hutong.core.errors import FhirError
 from hutong.search.extract import CASE_INSENSITIVE_SYSTEMS, code_key, parse_reference
 from hutong.search.params import Param, Registry
 from hutong.search.tables import (

@@ -23,8 +23,9 @@ from sqlalchemy import false, func, select, tuple_
 from starlette.concurrency import run_in_threadpool
 
 from hutong.api.caller import Caller, get_caller
-from hutong.fhir.outcome import FhirError, Issue, operation_outcome
-from hutong.search.index import _instant_now, decode_cursor, encode_cursor
+from hutong.core.clock import instant_now
+from hutong.core.errors import FhirError, Issue, operation_outcome
+from hutong.search.index import decode_cursor, encode_cursor
 from hutong.search.params import registry
 from hutong.search.query import bad, parse_date
 from hutong.search.tables import sp_reference
@@ -148,7 +149,7 @@ def everything(tx, patient_id: str | None, query: dict[str, str], base_url: str,
         return base_url + path + ("?" + urlencode(q, quote_via=quote, safe=":|,/$") if q else "")
 
     bundle: dict = {
-        "resourceType": "Bundle", "id": str(uuid.uuid4()), "meta": {"lastUpdated": _instant_now()},
+        "resourceType": "Bundle", "id": str(uuid.uuid4()), "meta": {"lastUpdated": instant_now()},
         "type": "searchset",
     }
     if not cursor and not more:
@@ -229,7 +230,7 @@ class ExportJob:
         self.since = since
         self.request_url = request_url
         self.base_url = base_url
-        self.transaction_time = _instant_now()
+        self.transaction_time = instant_now()
         self.progress = "queued"
         self.done = False
         self.error: str | None = None

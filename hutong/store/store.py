@@ -15,7 +15,6 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 import jsonpatch
 import orjson
@@ -23,17 +22,17 @@ from sqlalchemy import Engine, func, insert, select, text, tuple_, update
 from sqlalchemy.exc import IntegrityError
 
 from hutong.config import Settings, load_settings
-from hutong.fhir.outcome import FhirError, Issue, bad_request, gone, not_found, precondition_failed
+from hutong.core.clock import instant, now_us
+from hutong.core.errors import FhirError, Issue, bad_request, gone, not_found, precondition_failed
+from hutong.core.ids import ID_PATTERN, ID_RE, new_id
 from hutong.fhir.resource_types import RESOURCE_TYPES
 from hutong.store import schema
 from hutong.store.engine import create_schema, make_engine, write_gate
-from hutong.store.ids import new_id
 from hutong.store.outbox import ChangeEvent, Outbox
 
-ID_RE = re.compile(r"^[A-Za-z0-9\-\.]{1,64}$")
 #: A conditional reference (``Patient?identifier=…``), resolved by search in bundles.
 CONDITIONAL_REF = re.compile(r"^[A-Z][A-Za-z]+\?")
-_REF_RE = re.compile(r"^([A-Z][A-Za-z]+)/([A-Za-z0-9\-\.]{1,64})(?:/_history/([A-Za-z0-9\-\.]{1,64}))?$")
+_REF_RE = re.compile(rf"^([A-Z][A-Za-z]+)/({ID_PATTERN})(?:/_history/({ID_PATTERN}))?$")
 #: Advisory lock key (PostgreSQL) that orders change-event sequence numbers by commit order.
 _OUTBOX_LOCK = 72616471
 
@@ -47,21 +46,6 @@ def _column_names(table) -> tuple[str, ...]:
     if names is None:
         names = _COLUMNS[table.name] = tuple(c.name for c in table.columns)
     return names
-
-
-def now_us() -> int:
-    return time.time_ns() // 1000
-
-
-def instant(ts_us: int) -> str:
-    """A FHIR instant (UTC, microseconds) for ``ts_us``."""
-    dt = datetime.fromtimestamp(ts_us / 1_000_000, tz=UTC)
-    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ts_us % 1_000_000:06d}+00:00"
-
-
-def http_date(ts_us: int) -> str:
-    dt = datetime.fromtimestamp(ts_us / 1_000_000, tz=UTC)
-    return dt.strftime("%a, %d %b %Y %H:%M:%S GMT")
 
 
 def dumps(resource: dict) -> str:
@@ -957,7 +941,4 @@ __all__ = [
     "Tx",
     "StoredResource",
     "WriteResult",
-    "instant",
-    "http_date",
-    "now_us",
 ]

@@ -14,7 +14,7 @@ from hutong.card import service as S
 from hutong.card.keys import KeyError_, KeyRing
 from hutong.card.tables import card_code_use, card_key, card_scan
 from hutong.card.verify import CardRefusal, verify_qr
-from hutong.fhir.outcome import FhirError
+from hutong.core.errors import FhirError
 
 CTX = S.ScanContext("h1", "counter", "registration")
 

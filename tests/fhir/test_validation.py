@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hutong.fhir.outcome import FhirError, Issue
+from hutong.core.errors import FhirError, Issue
 from hutong.fhir.validation import (
     check_primitive,
     element_type,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from hutong.fhir.outcome import FhirError
+from hutong.core.errors import FhirError
 
 LOINC = "http://loinc.org"
 MR = "http://terminology.hl7.org/CodeSystem/v2-0203"

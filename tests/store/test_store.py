@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from hutong.fhir.outcome import FhirError
+from hutong.core.errors import FhirError
 
 
 def patient(**extra):

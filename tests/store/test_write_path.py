@@ -8,10 +8,10 @@ import uuid
 import pytest
 from sqlalchemy import select
 
+from hutong.core.errors import FhirError
+from hutong.core.ids import new_id
 from hutong.fhir.bundle import process_transaction
-from hutong.fhir.outcome import FhirError
 from hutong.store import schema
-from hutong.store.ids import new_id
 
 BASE = "http://hutong.test/fhir"
 

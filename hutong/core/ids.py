@@ -1,4 +1,4 @@
-"""Server-assigned resource ids: time-ordered UUIDs (RFC 9562 version 7).
+"""The FHIR id pattern, and server-assigned resource ids: time-ordered UUIDs (RFC 9562 version 7).
 
 Random (version 4) ids scatter every insert across the primary-key and ``res_id`` index
 B-trees, so each new resource dirties its own page in each of them; ids that grow with time
@@ -10,8 +10,18 @@ several times over on both SQLite and PostgreSQL. Ids stay unguessable enough fo
 from __future__ import annotations
 
 import os
+import re
 import threading
 import time
+
+#: FHIR R4 ``id``: 1-64 of ``[A-Za-z0-9-.]`` (the one pattern: routes, models and validation use it).
+ID_PATTERN = r"[A-Za-z0-9\-\.]{1,64}"
+ID_RE = re.compile(f"^{ID_PATTERN}$")
+
+
+def is_id(value) -> bool:
+    """Whether ``value`` is a valid FHIR id."""
+    return isinstance(value, str) and ID_RE.match(value) is not None
 
 _lock = threading.Lock()
 _last = 0
