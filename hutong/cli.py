@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import logging
 from pathlib import Path
 
@@ -13,11 +11,9 @@ from hutong.config import load_settings
 
 app = typer.Typer(help="Hutong (互通): regional health information platform on FHIR R4.", no_args_is_help=True)
 
-#: Capability CLIs: each module exposes ``register(app)`` adding its commands.
-CAPABILITY_CLI_MODULES = ["hutong.sim.cli", "hutong.mpi.cli", "hutong.card.cli"]
 
-
-def _settings(data_dir: Path | None, database_url: str | None, **extra):
+def settings_from(data_dir: Path | None, database_url: str | None, **extra):
+    """Settings with the common ``--data-dir`` and ``--database-url`` options applied."""
     return load_settings(
         data_dir=data_dir,
         database_url=database_url,
@@ -40,7 +36,7 @@ def serve(
 
     import uvicorn
 
-    settings = _settings(data_dir, database_url, host=host, port=port)
+    settings = settings_from(data_dir, database_url, host=host, port=port)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     if workers > 1:
         # Schema and demo set-up in a child process: the supervisor then stays small (it only
@@ -70,68 +66,24 @@ def serve(
 
 def _prepare_store(settings, demo: bool) -> None:
     """Create or migrate the schema and, when asked, load the demo province."""
-    from hutong.store import Store
+    from hutong.api.app import node_store
 
-    store = Store.open(settings)
+    store = node_store(settings)
     try:
         if demo:
-            from hutong.demo import ensure_demo_loaded
+            from hutong.sim.demo import ensure_demo_loaded
 
             ensure_demo_loaded(store)
     finally:
         store.close()
 
 
-@app.command("import")
-def import_(
-    paths: list[Path] = typer.Argument(..., help="NDJSON files, Bundle JSON files (.json/.json.gz) or folders"),
-    data_dir: Path = typer.Option(None, "--data-dir"),
-    database_url: str = typer.Option(None, "--database-url"),
-    batch: int = typer.Option(500, help="Resources per database transaction for NDJSON"),
-):
-    """Load NDJSON and Bundle files into the store (streaming, with a progress bar and a summary)."""
-    from hutong.bulk import import_paths
-    from hutong.store import Store
-
-    store = Store.open(_settings(data_dir, database_url))
-    try:
-        summary = import_paths(store, paths, batch_size=batch, progress=True)
-    finally:
-        store.close()
-    typer.echo(summary.render())
-    if summary.failed:
-        raise typer.Exit(1)
-
-
-@app.command()
-def export(
-    out: Path = typer.Option(Path("export"), "--out", help="Folder for one NDJSON file per resource type"),
-    types: str = typer.Option("", "--type", help="Comma-separated resource types (default all)"),
-    data_dir: Path = typer.Option(None, "--data-dir"),
-    database_url: str = typer.Option(None, "--database-url"),
-):
-    """Write the current resources as NDJSON, one file per resource type (streaming)."""
-    from hutong.bulk import export_ndjson
-    from hutong.store import Store
-
-    store = Store.open(_settings(data_dir, database_url))
-    try:
-        counts = export_ndjson(store, out, [t for t in types.split(",") if t] or None, progress=True)
-    finally:
-        store.close()
-    for res_type, n in sorted(counts.items()):
-        typer.echo(f"{res_type}: {n}")
-    typer.echo(f"exported {sum(counts.values())} resources to {out}")
-
-
 def _register_capabilities() -> None:
-    for name in CAPABILITY_CLI_MODULES:
-        try:
-            spec = importlib.util.find_spec(name)
-        except ModuleNotFoundError:
-            spec = None
-        if spec is not None:
-            importlib.import_module(name).register(app)
+    from hutong.api.app import CAPABILITIES
+
+    for cap in CAPABILITIES:
+        if cap.cli is not None:
+            cap.cli(app)
 
 
 _register_capabilities()

@@ -38,6 +38,16 @@ class Settings:
     card_alg: str = "ed25519"
     #: Health card: replay policy, ``one-visit`` (one institution per code) or ``single-use``.
     card_replay_policy: str = "one-visit"
+    #: The node's URL as clients see it (behind a proxy it differs from host:port); empty: from the request.
+    public_url: str = ""
+    #: Browser origins allowed to call the API cross-origin (comma-separated; empty: CORS off).
+    cors_origins: str = ""
+    #: Chained search parameters deeper than this are refused with 400.
+    max_chain_depth: int = 4
+    #: A conditional delete matching more resources than this deletes nothing (412).
+    conditional_delete_max: int = 1000
+    #: Bulk Data export jobs and their files are deleted this many hours after the kick-off.
+    export_retention_hours: int = 24
     extra: dict = field(default_factory=dict)
 
     @property

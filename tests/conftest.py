@@ -69,10 +69,10 @@ def backend(request) -> str:
 @pytest.fixture
 def store(backend, tmp_path):
     """A fresh ``Store`` on each backend (SQLite, PostgreSQL)."""
-    from hutong.store import Store
+    from hutong.api.app import node_store
 
     with fresh_database(backend, tmp_path) as settings:
-        st = Store.open(settings)
+        st = node_store(settings)
         try:
             yield st
         finally:

@@ -131,11 +131,11 @@ GET_HEALTH = b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
 def setup(env: dict, cards: int):
     """Create institutions, patients and cards; return (store, card_ids)."""
     os.environ.update(env)
+    from hutong.api.app import node_store
     from hutong.card import service as S
     from hutong.config import load_settings
-    from hutong.store import Store
 
-    store = Store.open(load_settings())
+    store = node_store(load_settings())
     for i in range(10):
         store.update("Organization", f"bench-h{i}", {"resourceType": "Organization", "id": f"bench-h{i}",
                                                       "name": f"基准医院{i}"})

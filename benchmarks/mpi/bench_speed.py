@@ -22,11 +22,11 @@ import numpy as np
 import orjson
 from sqlalchemy import insert
 
+from hutong.api.app import node_store
 from hutong.config import load_settings
 from hutong.mpi import batch, service, synth
 from hutong.mpi.features import FEATURES, normalize_many, normalize_record
 from hutong.mpi.tables import mpi_block, mpi_freq, mpi_record
-from hutong.store import Store
 
 
 def batch_speed(n_people: int) -> None:
@@ -38,7 +38,7 @@ def batch_speed(n_people: int) -> None:
           f"{r.n_candidates}; stages { {k: round(v, 1) for k, v in r.timings.items()} }", flush=True)
 
 
-def _load_index(st: Store, recs: list[dict]) -> None:
+def _load_index(st, recs: list[dict]) -> None:
     table = normalize_many(recs)
     cols = [table.col(k) for k in FEATURES]
     freq: Counter = Counter()
@@ -73,7 +73,7 @@ def _pct(lat: list[float]) -> str:
 def online_speed(n_people: int, queries: int, url: str | None) -> None:
     recs, _ = synth.generate(n_people, seed=4)
     settings = load_settings(data_dir=Path(tempfile.mkdtemp()), workers=False, **({"database_url": url} if url else {}))
-    st = Store.open(settings)
+    st = node_store(settings)
     t = time.perf_counter()
     _load_index(st, recs)
     backend = "PostgreSQL" if url else "SQLite"

@@ -81,7 +81,7 @@ def fast_load(store, scale: int, summary) -> None:
     """For large scales: resolve each bundle's urn:uuid references to ``Type/<uuid>-<copy>`` ids ourselves and
     upsert the resources in batches of 1,000 without per-resource validation (the data are valid Synthea
     output); the store still writes versions, change events and search-index rows."""
-    from hutong.bulk import upsert_resources
+    from hutong.bulk.load import upsert_resources
 
     batch: list[dict] = []
     for where, doc in bundles(scale):
@@ -108,14 +108,14 @@ def fast_load(store, scale: int, summary) -> None:
 
 def load(settings, scale: int, fast: bool = False) -> dict:
     """Load the data set once (a marker file records completion)."""
-    from hutong.bulk import ImportSummary, _import_bundle
-    from hutong.store import Store
+    from hutong.api.app import node_store
+    from hutong.bulk.load import ImportSummary, _import_bundle
 
     marker = Path(settings.data_dir) / "loaded.json"
     if marker.exists():
         return json.loads(marker.read_text())
     Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
-    store = Store.open(settings)
+    store = node_store(settings)
     summary = ImportSummary()
     t0 = time.perf_counter()
     n = 0
@@ -146,10 +146,10 @@ def load(settings, scale: int, fast: bool = False) -> dict:
 
 def pick(settings, seed: int = 7) -> dict:
     """Realistic parameter values drawn from the loaded data."""
-    from hutong.store import Store
+    from hutong.api.app import node_store
 
     rnd = random.Random(seed)
-    store = Store.open(settings)
+    store = node_store(settings)
     with store.read() as tx:
         c = tx.conn
         pats = c.execute(text("SELECT res_id, content FROM resource WHERE res_type='Patient' AND deleted=false")).all()
@@ -274,10 +274,10 @@ def run_http(port: int, qs, iterations: int, v: dict, seed: int = 11) -> dict:
 
 def sql_floor_and_explain(settings, results: dict, explain_path: Path, iterations: int) -> None:
     """Re-run each query in-process, capture its SQL, time the raw statements, write EXPLAIN output."""
+    from hutong.api.app import node_store
     from hutong.search.routes import everything
-    from hutong.store import Store
 
-    store = Store.open(settings)
+    store = node_store(settings)
     captured: list[tuple[str, object]] = []
 
     def before(conn, cursor, statement, parameters, context, executemany):

@@ -1,40 +1,70 @@
-"""The FastAPI application: FHIR REST at ``/fhir``, capability APIs, pages, OpenAPI at ``/docs``."""
+"""The node's HTTP application: the capability list, the middleware order, and where each request goes.
+
+``CAPABILITIES`` is the one list of what this node runs. ``create_app`` builds the node from it
+(``hutong/api/node.py``) and returns one ASGI application:
+
+    request ─▶ ServerErrors ─▶ CORS ─▶ GZip ─▶ RequestLimits ─▶ [capability middleware] ─▶ NodeApp
+                                                                                            ├─ /fhir… → FhirHttp (the route table)
+                                                                                            └─ else   → FastAPI (capability APIs,
+                                                                                                        pages, /health, /docs)
+
+``build_middleware`` states that order in code; ``docs/ARCHITECTURE.md`` shows it too.
+"""
 
 from __future__ import annotations
 
-import fcntl
-import importlib
-import importlib.util
 import logging
-import os
-import threading
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-import orjson
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import HTMLResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.cors import CORSMiddleware
+from starlette.middleware.gzip import GZipMiddleware
+from starlette.responses import Response
 
 from hutong import __version__
-from hutong.api.fast_read import ReadFastPath
-from hutong.api.responses import FHIR_JSON, fhir_response, internal_error_response, outcome_response
+from hutong.api.caller import PUBLIC, permit
+from hutong.api.consumers import ConsumerWorker
+from hutong.api.fhir_http import PREFIX, FhirHttp
+from hutong.api.node import Node, build_node, open_store
+from hutong.api.openapi import fhir_paths
+from hutong.api.responses import fhir_response, internal_error_response, outcome_response
+from hutong.bulk.capability import CAPABILITY as BULK
+from hutong.capability import Capability
+from hutong.card.capability import CAPABILITY as CARD
 from hutong.config import Settings, load_settings
 from hutong.core.errors import FhirError, Issue, operation_outcome
+from hutong.mpi.capability import CAPABILITY as MPI
+from hutong.search.capability import CAPABILITY as SEARCH
+from hutong.sim.capability import CAPABILITY as SIM
 from hutong.store import Store
 
 log = logging.getLogger("hutong.api")
 
-#: Capability route modules included before the generic FHIR routes (order matters).
-CAPABILITY_ROUTE_MODULES = [
-    "hutong.mpi.routes",
-    "hutong.card.routes",
-    "hutong.search.routes",
-]
+#: The capabilities of a node, in order: each one's routes, operations, consumers, pages, commands
+#: and start-up work come from its entry here and nowhere else.
+CAPABILITIES: list[Capability] = [SEARCH, BULK, MPI, CARD, SIM]
+
+_STATIC = Path(__file__).resolve().parent / "static"
+_ASSETS = {
+    "swagger-ui-bundle.js": "application/javascript", "swagger-ui.css": "text/css",
+    "swagger-init.js": "application/javascript", "redoc.standalone.js": "application/javascript",
+    "redoc-init.js": "application/javascript", "favicon-32x32.png": "image/png",
+}
 
 
-class BodyLimit:
-    """ASGI middleware refusing bodies larger than ``limit`` bytes with 413, before they are read whole."""
+def node_store(settings: Settings | None = None) -> Store:
+    """A store opened with everything this node's capabilities need (CLI commands use this)."""
+    return open_store(settings or load_settings(), CAPABILITIES)
+
+
+class RequestLimits:
+    """ASGI middleware: bodies larger than the limit get 413 (before they are read whole), and a
+    JSON body in a charset other than UTF-8 gets 415, on every route."""
 
     def __init__(self, app, limit: int):
         self.app = app
@@ -50,7 +80,11 @@ class BodyLimit:
                 except ValueError:
                     too_big = False
                 if too_big:
-                    return await self._refuse(send)
+                    return await self._refuse(scope, receive, send)
+            elif name == b"content-type":
+                refusal = _charset_refusal(value.decode("latin-1"))
+                if refusal is not None:
+                    return await outcome_response(refusal)(scope, receive, send)
         seen = 0
         refused = False
 
@@ -67,111 +101,200 @@ class BodyLimit:
         try:
             await self.app(scope, limited_receive, send)
         except FhirError:
-            if refused:
-                await self._refuse(send)
-            else:
+            if not refused:
                 raise
+            await self._refuse(scope, receive, send)
 
-    async def _refuse(self, send):
-        body = orjson.dumps(operation_outcome(Issue("error", "too-costly", f"request body exceeds {self.limit} bytes")))
-        await send({"type": "http.response.start", "status": 413,
-                    "headers": [(b"content-type", FHIR_JSON.encode()), (b"content-length", str(len(body)).encode())]})
-        await send({"type": "http.response.body", "body": body})
+    async def _refuse(self, scope, receive, send):
+        exc = FhirError(413, "too-costly", f"request body exceeds {self.limit} bytes")
+        await outcome_response(exc)(scope, receive, send)
 
 
-class ConsumerWorker:
-    """Runs the store's change-log consumers in a background thread, woken by commits and every second.
+def _charset_refusal(content_type: str) -> FhirError | None:
+    media, _, params = content_type.partition(";")
+    if not media.strip().lower().endswith("json"):
+        return None
+    for part in params.split(";"):
+        key, _, value = part.strip().partition("=")
+        if key.strip().lower() == "charset" and value.strip().strip('"').lower() not in ("utf-8", "utf8"):
+            return FhirError(415, "not-supported", f"unsupported charset {value.strip()[:40]!r}: send UTF-8 JSON")
+    return None
 
-    With several worker processes only one runs them (the holder of an exclusive ``flock`` on
-    ``consumers.lock`` in the data folder; the others retry every few seconds and take over if it
-    exits): the outbox would keep them exactly-once anyway, but each runner would load every
-    consumer's working set (the patient index's pinyin tables, for one) into its own memory.
-    """
 
-    RETRY_S = 5.0
-    #: Events per consumer transaction, and the pause after each batch (as long as the batch took, at
-    #: most 50 ms): the consumers share a web worker's GIL, and catching up in one long stretch would
-    #: stall the requests of that process.
-    BATCH = 100
-    PAUSE_SHARE = 1.0
-    MAX_PAUSE_S = 0.05
+class ServerErrors:
+    """Outermost ASGI middleware: anything that escapes every other layer is logged and answered
+    with the one 500 OperationOutcome (never a stack trace), if no response has started."""
 
-    def __init__(self, store: Store, lock_path: Path | None = None):
-        self.store = store
-        self.lock_path = lock_path
-        self._lock_fd: int | None = None
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="hutong-consumers", daemon=True)
+    def __init__(self, app):
+        self.app = app
 
-    def start(self) -> None:
-        self.store.add_commit_listener(self._wake.set)
-        self._thread.start()
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        started = False
 
-    def stop(self) -> None:
-        self._stop.set()
-        self._wake.set()
-        if self._thread.ident is not None:
-            self._thread.join(timeout=10)
-        if self._lock_fd is not None:
-            os.close(self._lock_fd)  # releases the flock
-            self._lock_fd = None
+        async def tracking_send(message):
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
 
-    def is_runner(self) -> bool:
-        """True when this process runs the consumers (takes the lock if it is free)."""
-        if self.lock_path is None or self._lock_fd is not None:
-            return True
-        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            os.close(fd)
-            return False
-        self._lock_fd = fd
-        return True
-
-    def _pause(self, busy_s: float) -> None:
-        self._stop.wait(min(self.MAX_PAUSE_S, busy_s * self.PAUSE_SHARE))
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            if not self.is_runner():
-                self._stop.wait(self.RETRY_S)
-                continue
-            self._wake.wait(1.0)
-            self._wake.clear()
-            if self._stop.is_set():
-                break
-            try:
-                self.store.run_consumers(batch_size=self.BATCH, between=self._pause)
-            except Exception:  # a failing consumer must not kill the thread; it retries next round
-                log.exception("change-log consumer failed; will retry")
+            await self.app(scope, receive, tracking_send)
+        except Exception:
+            log.exception("unhandled error")
+            if not started:
+                await internal_error_response()(scope, receive, send)
 
 
-def _capability_modules():
-    for name in CAPABILITY_ROUTE_MODULES:
-        try:
-            spec = importlib.util.find_spec(name)
-        except ModuleNotFoundError:
-            spec = None
-        if spec is not None:
-            yield importlib.import_module(name)
+class NodeApp:
+    """Where a request goes: ``/fhir…`` to the FHIR route table, everything else to FastAPI."""
+
+    def __init__(self, fhir, api):
+        self.fhir = fhir
+        self.api = api
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http":
+            path = scope["path"]
+            if path == PREFIX or path.startswith(PREFIX + "/"):
+                return await self.fhir(scope, receive, send)
+        await self.api(scope, receive, send)
 
 
-def create_app(settings: Settings | None = None, store: Store | None = None) -> FastAPI:
-    """Build the application on ``store`` (or a store opened from ``settings``)."""
+def build_middleware(inner, node: Node):
+    """Wrap ``inner`` in the node's middleware, innermost first (the outermost runs first)."""
+    app = inner
+    for cap in reversed(node.capabilities):
+        for mw in cap.middleware:
+            if mw.slot == "inner":
+                app = mw.factory(app, node)
+    app = RequestLimits(app, node.settings.max_body_bytes)
+    for cap in reversed(node.capabilities):
+        for mw in cap.middleware:
+            if mw.slot == "outer":
+                app = mw.factory(app, node)
+    app = GZipMiddleware(app, minimum_size=1024)
+    origins = [o.strip() for o in node.settings.cors_origins.split(",") if o.strip()]
+    if origins:
+        app = CORSMiddleware(app, allow_origins=origins, allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+                             allow_headers=["*"], expose_headers=["Location", "Content-Location", "ETag"])
+    return ServerErrors(app)
+
+
+def _api(node: Node, lifespan) -> FastAPI:
+    """The FastAPI application: capability routers, /health, the API documentation."""
+    api = FastAPI(
+        title="Hutong (互通) regional health information platform",
+        version=__version__,
+        description=("FHIR R4 (4.0.1) REST API at `/fhir` and capability APIs under `/api`. "
+                     "Errors are FHIR OperationOutcome resources. 区域全民健康信息平台。"),
+        lifespan=lifespan, docs_url=None, redoc_url=None,
+    )
+    api.state.node = node
+    api.state.store = node.store
+    api.state.settings = node.settings
+
+    @api.exception_handler(FhirError)
+    async def _fhir_error(_request: Request, exc: FhirError):
+        return outcome_response(exc)
+
+    @api.exception_handler(RequestValidationError)
+    async def _validation_error(_request: Request, exc: RequestValidationError):
+        return fhir_response(operation_outcome(_validation_issues(exc.errors())), 400)
+
+    @api.exception_handler(StarletteHTTPException)
+    async def _http_error(_request: Request, exc: StarletteHTTPException):
+        code = {404: "not-found", 405: "not-supported", 413: "too-costly", 415: "not-supported"}.get(
+            exc.status_code, "processing")
+        text = exc.detail if isinstance(exc.detail, str) else "request failed"
+        return fhir_response(operation_outcome(Issue("error", code, text)), exc.status_code,
+                             getattr(exc, "headers", None))
+
+    @api.exception_handler(Exception)
+    async def _unexpected(_request: Request, exc: Exception):
+        log.exception("unhandled error")
+        return internal_error_response()
+
+    @api.get("/health", tags=["platform"], summary="Liveness and readiness")
+    def health(caller=Depends(permit(PUBLIC))):
+        with node.store.read() as tx:
+            tx.conn.exec_driver_sql("SELECT 1")
+        return {"status": "ok", "version": __version__, "backend": node.store.engine.dialect.name}
+
+    @api.get("/docs", include_in_schema=False)
+    def docs(caller=Depends(permit(PUBLIC))):
+        return HTMLResponse(_DOCS_PAGE.format(title="Hutong API", openapi="/openapi.json"))
+
+    @api.get("/redoc", include_in_schema=False)
+    def redoc(caller=Depends(permit(PUBLIC))):
+        return HTMLResponse(_REDOC_PAGE.format(title="Hutong API", openapi="/openapi.json"))
+
+    @api.get("/static/docs/{name}", include_in_schema=False)
+    def docs_asset(name: str, caller=Depends(permit(PUBLIC))):
+        media = _ASSETS.get(name)
+        if media is None:
+            raise FhirError(404, "not-found", "no such asset")
+        return Response((_STATIC / "docs" / name).read_bytes(), media_type=media,
+                        headers={"Cache-Control": "public, max-age=86400"})
+
+    for cap in node.capabilities:
+        for router in cap.routers:
+            api.include_router(router)
+
+    def openapi() -> dict:
+        if api.openapi_schema is None:
+            spec = get_openapi(title=api.title, version=api.version, description=api.description, routes=api.routes)
+            spec["paths"] = {**fhir_paths(node.routes.interactions), **spec.get("paths", {})}
+            api.openapi_schema = spec
+        return api.openapi_schema
+
+    api.openapi = openapi
+    return api
+
+
+def _validation_issues(errors: list[dict]) -> list[Issue]:
+    issues = []
+    for err in errors[:20]:
+        loc = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
+        if err.get("type") == "json_invalid":
+            ctx = err.get("ctx") or {}
+            where = f" at position {err['loc'][-1]}" if len(err.get("loc", ())) > 1 else ""
+            issues.append(Issue("error", "structure", f"the body is not valid JSON{where}: "
+                                f"{ctx.get('error', 'malformed JSON')}"))
+            continue
+        issues.append(Issue("error", "invalid", f"{loc or 'request'}: {err.get('msg', 'invalid')}", [loc] if loc else []))
+    return issues or [Issue("error", "invalid", "invalid request")]
+
+
+_DOCS_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{title}</title>
+<link rel="icon" href="/static/docs/favicon-32x32.png"><link rel="stylesheet" href="/static/docs/swagger-ui.css">
+</head><body data-openapi="{openapi}"><div id="swagger-ui"></div>
+<script src="/static/docs/swagger-ui-bundle.js"></script><script src="/static/docs/swagger-init.js"></script>
+</body></html>"""
+
+_REDOC_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{title}</title>
+<link rel="icon" href="/static/docs/favicon-32x32.png"></head>
+<body data-openapi="{openapi}"><div id="redoc"></div>
+<script src="/static/docs/redoc.standalone.js"></script><script src="/static/docs/redoc-init.js"></script>
+</body></html>"""
+
+
+def create_app(settings: Settings | None = None, store: Store | None = None):
+    """The node's ASGI application on ``store`` (or a store opened from ``settings``)."""
     settings = settings or (store.settings if store is not None else load_settings())
     own_store = store is None
-    store = store or Store.open(settings)
-    modules = list(_capability_modules())
+    store = store or open_store(settings, CAPABILITIES)
+    node = build_node(settings, store, CAPABILITIES)
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI):
+    async def lifespan(_api):
         worker = None
-        for module in modules:
-            startup = getattr(module, "startup", None)
-            if startup is not None:
-                startup(app)
+        for cap in node.capabilities:
+            if cap.startup is not None:
+                cap.startup(node)
         if settings.workers:
             data_dir = Path(settings.data_dir)
             data_dir.mkdir(parents=True, exist_ok=True)
@@ -182,65 +305,16 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         finally:
             if worker is not None:
                 worker.stop()
+            for cap in reversed(node.capabilities):
+                if cap.shutdown is not None:
+                    cap.shutdown(node)
             if own_store:
                 store.close()
 
-    app = FastAPI(
-        title="Hutong (互通) regional health information platform",
-        version=__version__,
-        description=(
-            "FHIR R4 (4.0.1) REST API at `/fhir` and capability APIs under `/api`. "
-            "Errors are FHIR OperationOutcome resources. 区域全民健康信息平台。"
-        ),
-        lifespan=lifespan,
-    )
-    app.state.store = store
-    app.state.settings = settings
-
-    @app.exception_handler(FhirError)
-    async def _fhir_error(_request: Request, exc: FhirError):
-        return outcome_response(exc)
-
-    @app.exception_handler(RequestValidationError)
-    async def _validation_error(_request: Request, exc: RequestValidationError):
-        issues = []
-        for err in exc.errors()[:20]:
-            loc = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
-            issues.append(Issue("error", "invalid", f"{loc or 'request'}: {err.get('msg', 'invalid')}", [loc] if loc else []))
-        if not issues:
-            issues = [Issue("error", "invalid", "invalid request")]
-        return fhir_response(operation_outcome(issues), 400)
-
-    @app.exception_handler(StarletteHTTPException)
-    async def _http_error(_request: Request, exc: StarletteHTTPException):
-        code = {404: "not-found", 405: "not-supported", 413: "too-costly", 415: "not-supported"}.get(
-            exc.status_code, "processing"
-        )
-        text = exc.detail if isinstance(exc.detail, str) else "request failed"
-        return fhir_response(operation_outcome(Issue("error", code, text)), exc.status_code)
-
-    @app.exception_handler(Exception)
-    async def _unexpected(_request: Request, exc: Exception):
-        log.exception("unhandled error")
-        return internal_error_response()
-
-    @app.get("/health", tags=["platform"], summary="Liveness and readiness")
-    def health():
-        with store.read() as tx:
-            tx.conn.exec_driver_sql("SELECT 1")
-        return {"status": "ok", "version": __version__, "backend": store.engine.dialect.name}
-
-    for module in modules:
-        app.include_router(module.router)
-
-    from hutong.api.fhir_routes import router as fhir_router
-
-    app.include_router(fhir_router)
-    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
-    app.add_middleware(ReadFastPath, store=store)
-    # Capabilities' own fast paths for their hottest requests (each hands everything else on).
-    for module in modules:
-        middleware = getattr(module, "asgi_middleware", None)
-        if middleware is not None:
-            app.add_middleware(middleware(), store=store)
+    api = _api(node, lifespan)
+    app = build_middleware(NodeApp(FhirHttp(node), api), node)
+    app.node = node  # for tests and tools that hold the app
     return app
+
+
+__all__ = ["CAPABILITIES", "create_app", "node_store", "build_middleware"]

@@ -17,10 +17,10 @@ def register(app: typer.Typer) -> None:
 
 
 def _store(data_dir: Path | None, database_url: str | None):
+    from hutong.api.app import node_store
     from hutong.config import load_settings
-    from hutong.store import Store
 
-    return Store.open(load_settings(data_dir=data_dir, database_url=database_url))
+    return node_store(load_settings(data_dir=data_dir, database_url=database_url))
 
 
 @card_app.command("verify")

@@ -18,19 +18,24 @@ from typing import Literal
 import orjson
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from hutong.api.caller import Caller, get_caller
+from hutong.api.caller import PUBLIC, permit
 from hutong.card import codec, service
 from hutong.card.verify import REFUSAL_SYSTEM, REFUSALS, CardRefusal
+from hutong.card.vocab import CardStatus, Purpose, Relationship, Terminal
+from hutong.core.caller import Caller
 from hutong.core.clock import iso_utc
 from hutong.core.errors import FhirError
+from hutong.core.ids import ID_PATTERN
 
 router = APIRouter(tags=["health card 电子健康卡"])
 
 _HERE = Path(__file__).resolve().parent
 CARD_ID_PATTERN = r"^[a-z2-7]{16}$"
-ORG_PATTERN = r"^[A-Za-z0-9\-\.]{1,64}$"
+ORG_PATTERN = rf"^{ID_PATTERN}$"
+#: An institution given as an id or as a reference, like every other reference in the API.
+ORG_REF_PATTERN = rf"^(Organization/)?{ID_PATTERN}$"
 
 _REFUSAL_DOC = "\n".join(f"- `{k}` (HTTP {v[0]}): {v[2]}" for k, v in REFUSALS.items())
 
@@ -42,18 +47,18 @@ class _Model(BaseModel):
 class IssueRequest(_Model):
     """Issue a card for a Patient whose identity the institution or operator has checked in person."""
 
-    patient: str = Field(..., pattern=r"^Patient/[A-Za-z0-9\-\.]{1,64}$", examples=["Patient/p1"],
+    patient: str = Field(..., pattern=rf"^Patient/{ID_PATTERN}$", examples=["Patient/p1"],
                          description="Reference to the resident's Patient record")
     guardian_card: str | None = Field(None, pattern=CARD_ID_PATTERN,
                                       description="Card id of the guardian who will manage this dependant's card")
-    relationship: Literal["child", "parent", "spouse", "grandparent", "grandchild", "sibling", "other"] | None = Field(
+    relationship: Relationship | None = Field(
         None, description="The dependant's relationship to the guardian")
     phone: str | None = Field(None, pattern=r"^(\+86)?1[3-9]\d{9}$", description="Resident's mobile number (stored hashed)")
 
 
 class CardOut(BaseModel):
     card_id: str = Field(..., description="Opaque random card id (the card reference in every code)")
-    status: Literal["active", "frozen", "revoked"]
+    status: CardStatus
     status_reason: str | None = None
     patient: str = Field(..., description="Patient the card was issued for")
     subject: str = Field(..., description="The person: Person/{id} from the patient index, else Patient/{id}")
@@ -73,7 +78,7 @@ class IssuedCard(CardOut):
 
 
 class StatusRequest(_Model):
-    status: Literal["active", "frozen", "revoked"] = Field(..., description="frozen: lost phone; revoked: final")
+    status: CardStatus = Field(..., description="frozen: lost phone; revoked: final")
     reason: str | None = Field(None, max_length=200)
 
 
@@ -88,9 +93,15 @@ class QrOut(BaseModel):
 
 class VerifyRequest(_Model):
     qr_text: str = Field(..., min_length=1, max_length=512, description="The scanned text")
-    institution: str = Field(..., pattern=ORG_PATTERN, description="Organization id of the verifying institution")
-    terminal: Literal["counter", "kiosk", "doctor-workstation", "mobile-app"]
-    purpose: Literal["registration", "consultation", "examination", "pharmacy", "payment"]
+    institution: str = Field(..., pattern=ORG_REF_PATTERN, examples=["Organization/h1", "h1"],
+                             description="The verifying institution: its Organization id or reference")
+    terminal: Terminal
+    purpose: Purpose
+
+    @field_validator("institution")
+    @classmethod
+    def _institution_id(cls, value: str) -> str:
+        return value.removeprefix("Organization/")
 
 
 class InstitutionRecord(BaseModel):
@@ -129,7 +140,7 @@ class RegisterStart(_Model):
     phone: str = Field(..., pattern=r"^(\+86)?1[3-9]\d{9}$", description="Mobile number receiving the code")
     guardian_card: str | None = Field(None, pattern=CARD_ID_PATTERN,
                                       description="For a dependant: the guardian's card (send its X-Card-Token)")
-    relationship: Literal["child", "parent", "spouse", "grandparent", "grandchild", "sibling", "other"] | None = None
+    relationship: Relationship | None = None
 
 
 class RegisterStarted(BaseModel):
@@ -160,19 +171,12 @@ class Jwks(BaseModel):
     keys: list[dict]
 
 
-def asgi_middleware():
-    """Middleware the app installs in front of its router (see ``hutong.card.fast_verify``)."""
-    from hutong.card.fast_verify import VerifyFastPath
-
-    return VerifyFastPath
-
-
-def startup(app) -> None:
+def startup(node) -> None:
     """Create the first signing key at start-up so the first resident does not pay for it."""
     import logging
 
     try:
-        service.service_for(app.state.store).keys.signer()
+        service.service_for(node.store).keys.signer()
     except Exception:  # noqa: BLE001 - e.g. a wrong KEK: the API reports it per request, the node still starts
         logging.getLogger("hutong.card").exception("health card keys are not usable")
 
@@ -219,7 +223,7 @@ _ERRORS = {
              summary="Issue a health card (institution or operator)",
              description="Issue a card for a known Patient after an in-person identity check. One live card per "
                          "person (409 names the existing card). The `holder_token` is returned only here.")
-def issue(body: IssueRequest, request: Request, caller: Caller = Depends(get_caller)):
+def issue(body: IssueRequest, request: Request, caller: Caller = Depends(permit("card.issue"))):
     _require_staff(caller)
     card, token = service.issue_card(
         _store(request),
@@ -236,7 +240,8 @@ def issue(body: IssueRequest, request: Request, caller: Caller = Depends(get_cal
 
 @router.get("/api/card/cards/{card_id}", response_model=CardOut, responses=_ERRORS, summary="Read a card",
             description="The card record: status, person and patient references, masked phone. Staff or holder.")
-def read_card(card_id: str, request: Request, caller: Caller = Depends(get_caller), x_card_token: str | None = _TOKEN_HEADER):
+def read_card(card_id: str, request: Request, caller: Caller = Depends(permit("card.read")),
+              x_card_token: str | None = _TOKEN_HEADER):
     store = _store(request)
     _card_id(card_id)
     _require_holder_or_staff(store, card_id, caller, x_card_token)
@@ -247,7 +252,7 @@ def read_card(card_id: str, request: Request, caller: Caller = Depends(get_calle
              summary="Freeze, unfreeze or revoke a card",
              description="Staff may make any allowed change (active⇄frozen, →revoked, revocation is final). "
                          "A holder may freeze their own card (lost phone).")
-def change_status(card_id: str, body: StatusRequest, request: Request, caller: Caller = Depends(get_caller),
+def change_status(card_id: str, body: StatusRequest, request: Request, caller: Caller = Depends(permit("card.status")),
                   x_card_token: str | None = _TOKEN_HEADER):
     store = _store(request)
     _card_id(card_id)
@@ -261,7 +266,7 @@ def change_status(card_id: str, body: StatusRequest, request: Request, caller: C
 @router.post("/api/card/cards/{card_id}/reissue", response_model=IssuedCard, status_code=201, responses=_ERRORS,
              summary="Re-issue a card (new id, same person)",
              description="Revokes the card (and so every code made for it) and issues a new one to the same person.")
-def reissue(card_id: str, request: Request, caller: Caller = Depends(get_caller)):
+def reissue(card_id: str, request: Request, caller: Caller = Depends(permit("card.issue"))):
     _require_staff(caller)
     _card_id(card_id)
     card, token = service.reissue_card(_store(request), card_id, issued_by=caller.institution or caller.client_id)
@@ -270,7 +275,7 @@ def reissue(card_id: str, request: Request, caller: Caller = Depends(get_caller)
 
 @router.get("/api/card/cards/{card_id}/dependants", response_model=list[CardOut], responses=_ERRORS,
             summary="Cards managed by this card's holder (children, elderly parents)")
-def list_dependants(card_id: str, request: Request, caller: Caller = Depends(get_caller),
+def list_dependants(card_id: str, request: Request, caller: Caller = Depends(permit("card.read")),
                     x_card_token: str | None = _TOKEN_HEADER):
     store = _store(request)
     _card_id(card_id)
@@ -285,7 +290,7 @@ def list_dependants(card_id: str, request: Request, caller: Caller = Depends(get
     description="Signs a new short-lived code (lifetime `HUTONG_CARD_QR_TTL_SECONDS`, 60 s by default). JSON with "
                 "`qr_text` and `expires_at`; `format=svg` or `format=png` returns the image (expiry in the "
                 "`X-Card-Expires-At` header). Needs the holder token (or staff). Frozen or revoked cards: 409.")
-def qr(card_id: str, request: Request, caller: Caller = Depends(get_caller),
+def qr(card_id: str, request: Request, caller: Caller = Depends(permit("card.qr")),
        format: Literal["json", "svg", "png"] = Query("json", description="json, svg or png"),
        embed: Literal["svg"] | None = Query(None, description="embed=svg adds inline SVG to the JSON"),
        x_card_token: str | None = _TOKEN_HEADER):
@@ -319,10 +324,8 @@ def qr(card_id: str, request: Request, caller: Caller = Depends(get_caller),
                 "scan, and returns the resident's identity with the institution's own record number. Refusals "
                 f"are OperationOutcomes whose `issue.details.coding` (system `{REFUSAL_SYSTEM}`) names the "
                 f"reason:\n\n{_REFUSAL_DOC}")
-async def verify(body: VerifyRequest, request: Request):
-    # The hot path: async (no thread hop), the caller resolved inline rather than as a sync dependency
-    # (FastAPI would run that in the thread pool), the answer serialised with orjson.
-    caller = get_caller(request)
+async def verify(body: VerifyRequest, request: Request, caller: Caller = Depends(permit("card.verify"))):
+    # The hot path: async (no thread hop; the permit dependency is async too), the answer serialised with orjson.
     if caller.institution and caller.institution != body.institution:
         raise CardRefusal("institution-mismatch")
     ctx = service.ScanContext(body.institution, body.terminal, body.purpose, full_identity=_is_staff(caller))
@@ -334,7 +337,7 @@ async def verify(body: VerifyRequest, request: Request):
             description="Public keys that verify codes, for offline verifiers. Ed25519 keys are OKP/Ed25519 JWKs "
                         "(alg EdDSA); SM2 keys are EC JWKs with crv \"SM2\" (alg SM2SM3, SM3 digest, default "
                         "distinguishing ID 1234567812345678). `nbf`/`exp`: signing start and end of verification life.")
-def keys(request: Request):
+def keys(request: Request, caller: Caller = Depends(permit(PUBLIC))):
     svc = service.service_for(_store(request))
     svc.keys.signer()  # make sure a key exists before the first code is asked for
     return JSONResponse(svc.keys.jwks(), media_type="application/jwk-set+json",
@@ -343,7 +346,7 @@ def keys(request: Request):
 
 @router.post("/api/card/keys/rotate", response_model=Jwks, summary="Rotate the signing key (operator)",
              description="Creates a new signing key; the old one keeps verifying for `grace_seconds` (default one day).")
-def rotate(request: Request, caller: Caller = Depends(get_caller),
+def rotate(request: Request, caller: Caller = Depends(permit("card.keys.rotate")),
            grace_seconds: int = Query(86400, ge=0, le=30 * 86400)):
     if not caller.has_role("operator"):
         raise FhirError(403, "forbidden", "operator role required")
@@ -359,7 +362,8 @@ def rotate(request: Request, caller: Caller = Depends(get_caller),
                 "the phone. For a dependant, also give `guardian_card` and send the guardian's `X-Card-Token`; the "
                 "phone must then be one recorded on the dependant's record. The reply never says whether the "
                 "ID and name matched a record.")
-def register_start(body: RegisterStart, request: Request, x_card_token: str | None = _TOKEN_HEADER):
+def register_start(body: RegisterStart, request: Request, x_card_token: str | None = _TOKEN_HEADER,
+                   caller: Caller = Depends(permit(PUBLIC))):
     started = service.start_registration(
         _store(request), body.id_number, body.name, body.phone,
         guardian_card=body.guardian_card, guardian_token=x_card_token, relationship=body.relationship,
@@ -372,7 +376,7 @@ def register_start(body: RegisterStart, request: Request, x_card_token: str | No
     summary="Self-registration step 2: confirm the code and receive the card",
     description="Checks the code (5 attempts, 5 minutes), matches the resident in the patient index and issues "
                 "the card. The `holder_token` is returned only here.")
-def register_confirm(body: RegisterComplete, request: Request):
+def register_confirm(body: RegisterComplete, request: Request, caller: Caller = Depends(permit(PUBLIC))):
     card, token = service.complete_registration(_store(request), body.registration_id, body.code)
     return JSONResponse({**card, "holder_token": token}, status_code=201)
 
@@ -392,7 +396,7 @@ def _require_stats(caller: Caller) -> None:
 
 @router.get("/api/card/stats/scans", response_model=list[ScanCount], summary="Scans per institution per day",
             description="Counts of scans (accepted and refused) per institution and Asia/Shanghai day.")
-def stats_scans(request: Request, caller: Caller = Depends(get_caller),
+def stats_scans(request: Request, caller: Caller = Depends(permit("card.stats")),
                 since: str | None = Query(None, description="First day, YYYY-MM-DD"),
                 until: str | None = Query(None, description="Last day, YYYY-MM-DD"),
                 institution: str | None = Query(None, pattern=ORG_PATTERN)):
@@ -401,7 +405,7 @@ def stats_scans(request: Request, caller: Caller = Depends(get_caller),
 
 
 @router.get("/api/card/stats/refusals", response_model=list[RefusalCount], summary="Refused scans by reason")
-def stats_refusals(request: Request, caller: Caller = Depends(get_caller),
+def stats_refusals(request: Request, caller: Caller = Depends(permit("card.stats")),
                    since: str | None = Query(None), until: str | None = Query(None),
                    institution: str | None = Query(None, pattern=ORG_PATTERN)):
     _require_stats(caller)
@@ -416,7 +420,7 @@ _STATIC = {
 
 
 @router.get("/card/static/{name}", include_in_schema=False)
-def static_asset(name: str):
+def static_asset(name: str, caller: Caller = Depends(permit(PUBLIC))):
     media = _STATIC.get(name)
     if media is None:
         raise FhirError(404, "not-found", "no such asset")
@@ -427,7 +431,7 @@ def static_asset(name: str):
 @router.get("/card/{card_id}", response_class=HTMLResponse, summary="Resident page: the live health-card QR",
             description="Mobile page (zh-CN) showing the card's QR, refreshed before it expires. Open it as "
                         "`/card/{card_id}#t=HOLDER_TOKEN`; the token stays in the browser.")
-def card_page(card_id: str):
+def card_page(card_id: str, caller: Caller = Depends(permit(PUBLIC))):
     _card_id(card_id)
     html = (_HERE / "templates" / "card.html").read_text(encoding="utf-8").replace("{{CARD_ID}}", card_id)
     return HTMLResponse(html, headers={"Cache-Control": "no-store"})

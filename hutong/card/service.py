@@ -25,6 +25,7 @@ from hutong.card.keys import KeyRing
 from hutong.card.sender import MemorySender, Sender, make_sender
 from hutong.card.tables import card_card, card_code_use, card_scan, card_vcode
 from hutong.card.verify import CardRefusal, VerifiedCode, check_code, sign_code
+from hutong.card.vocab import PURPOSES, RELATIONSHIPS, REPLAY_POLICIES, STATUSES, TERMINALS
 from hutong.china.ids import (
     is_valid_resident_id,
     mask_name,
@@ -36,20 +37,16 @@ from hutong.core.clock import iso_utc as iso
 from hutong.core.clock import local_day as day_of
 from hutong.core.clock import now_us
 from hutong.core.errors import FhirError
+from hutong.core.ids import ID_RE
 
 log = logging.getLogger("hutong.card")
 
-STATUSES = ("active", "frozen", "revoked")
-TERMINALS = ("counter", "kiosk", "doctor-workstation", "mobile-app")
-PURPOSES = ("registration", "consultation", "examination", "pharmacy", "payment")
-REPLAY_POLICIES = ("one-visit", "single-use", "none")
-RELATIONSHIPS = ("child", "parent", "spouse", "grandparent", "grandchild", "sibling", "other")
 
 VCODE_TTL_S = 300
 VCODE_MAX_ATTEMPTS = 5
 VCODE_MAX_PER_PHONE_PER_HOUR = 5
 _PHONE = re.compile(r"^1[3-9]\d{9}$")
-_ORG_ID = re.compile(r"^[A-Za-z0-9\-\.]{1,64}$")
+_ORG_ID = ID_RE
 
 
 def _hash_token(token: str) -> str:

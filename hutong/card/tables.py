@@ -109,3 +109,6 @@ card_vcode = Table(
     Column("used", Integer, nullable=False),
     Index("ix_card_vcode_phone", "phone_hash", "created_us"),
 )
+
+#: The tables of this capability, created with the store's schema.
+TABLES = (card_card, card_key, card_code_use, card_scan, card_vcode)

@@ -12,25 +12,23 @@ A ``batch`` runs each entry in its own transaction and reports each entry's outc
 from __future__ import annotations
 
 import copy
+import threading
 from contextlib import nullcontext
+from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlsplit
 
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
+from hutong.core.caller import Caller
 from hutong.core.clock import now_us
 from hutong.core.errors import FhirError, Issue, bad_request, operation_outcome
-from hutong.core.ids import ID_RE
 from hutong.core.ids import new_id as new_id_
-from hutong.fhir.rest import FhirRequest, FhirResult, dispatch, resource_result
-from hutong.store.store import (
-    CONDITIONAL_REF,
-    Prepared,
-    Store,
-    StoredResource,
-    Tx,
-    reference_objects,
-    reference_path,
-)
+from hutong.fhir.rest import FhirRequest, FhirResult, core_routes, perform, resource_result
+from hutong.fhir.routes import Call, RouteTable
+from hutong.store.records import Prepared, StoredResource
+from hutong.store.references import CONDITIONAL_REF, reference_objects, reference_path
+from hutong.store.store import Store
+from hutong.store.tx import Tx
 
 _ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "PATCH": 2, "GET": 3, "HEAD": 3}
 _STATUS_TEXT = {200: "200 OK", 201: "201 Created", 204: "204 No Content", 304: "304 Not Modified"}
@@ -95,15 +93,83 @@ def _check_bundle(bundle) -> list[dict]:
     return entries
 
 
-def process_bundle(store: Store, bundle: dict, base_url: str, tenant: str | None = None,
-                   representation: bool = False) -> dict:
+@dataclass
+class Entries:
+    """What every entry of one Bundle shares: the route table, the caller and the base URL."""
+
+    store: Store
+    routes: RouteTable
+    caller: Caller
+    base_url: str
+
+    def run(self, tx: Tx, index: int, method: str, path: str, query, headers: dict, body) -> FhirResult:
+        """Perform one entry through the route table, authorised like the same request over HTTP."""
+        interaction, params = self.routes.match(method, path)
+        if not interaction.in_bundle:
+            raise bad_request(f"{method} {path or '/'} is not allowed inside a Bundle")
+        call = Call(interaction, params, FhirRequest(method, path, query, headers, body), self.store, self.caller,
+                    self.base_url, tx, self.routes)
+        self.routes.check(call)
+        return perform(call)
+
+
+def _entries(store: Store, base_url: str, routes: RouteTable | None, caller: Caller | None) -> Entries:
+    return Entries(store, routes or core_routes(store), caller or Caller(), base_url)
+
+
+def process_bundle(store: Store, bundle: dict, base_url: str, *, routes: RouteTable | None = None,
+                   caller: Caller | None = None, representation: bool = False) -> dict:
     """Process a transaction or batch Bundle and return the response Bundle."""
     kind = bundle.get("type") if isinstance(bundle, dict) else None
     if kind == "transaction":
-        return process_transaction(store, bundle, base_url, tenant, representation)
+        return process_transaction(store, bundle, base_url, routes=routes, caller=caller, representation=representation)
     if kind == "batch":
-        return process_batch(store, bundle, base_url, tenant, representation)
+        return process_batch(store, bundle, base_url, routes=routes, caller=caller, representation=representation)
     raise bad_request(f"Bundle.type must be transaction or batch, got {str(kind)[:40]!r}", "Bundle.type")
+
+
+#: One Bundle at a time per worker process. Two in one process only share its GIL, and a thread that
+#: holds the database write lock then waits for the GIL on every row it inserts (the other thread's
+#: pure-Python validation and indexing keep it), so the lock is held far longer; worker processes
+#: overlap one Bundle's preparation with another's database work instead.
+_BUNDLE_GATE = threading.Lock()
+
+
+def receive_bundle(call: Call) -> dict:
+    """``POST /fhir`` with a Bundle: parsed and processed one at a time per process (the body is
+    parsed inside the gate too, so waiting Bundles stay compact bytes rather than parsed trees)."""
+    from hutong.fhir.body import decode_body
+
+    with _BUNDLE_GATE:
+        try:
+            body = decode_body(call.req.body, call.req.header("content-type"))
+            if not isinstance(body, dict):
+                raise bad_request("POST to the base needs a Bundle resource")
+            representation = "return=representation" in (call.req.header("prefer") or "")
+            return process_bundle(call.store, body, call.base_url, routes=call.routes, caller=call.caller,
+                                  representation=representation)
+        finally:
+            release_memory()
+
+
+def release_memory() -> None:
+    """Hand the heap freed by a large Bundle back to the operating system (glibc keeps it in its
+    arenas otherwise, and a worker's RSS would ratchet up to its largest Bundle and stay there)."""
+    if _MALLOC_TRIM is not None:
+        _MALLOC_TRIM(0)
+
+
+def _find_malloc_trim():
+    import ctypes
+    import ctypes.util
+
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+    except (OSError, AttributeError):  # not glibc
+        return None
+
+
+_MALLOC_TRIM = _find_malloc_trim()
 
 
 def _entry_response(result: FhirResult, representation: bool, base_url: str) -> dict:
@@ -146,8 +212,8 @@ def resolve_conditional_references(tx: Tx, resource: dict, cache: dict[str, str]
         ref_obj["reference"] = cache[ref]
 
 
-def process_transaction(store: Store, bundle: dict, base_url: str, tenant: str | None = None,
-                        representation: bool = False) -> dict:
+def process_transaction(store: Store, bundle: dict, base_url: str, *, routes: RouteTable | None = None,
+                        caller: Caller | None = None, representation: bool = False) -> dict:
     """All-or-nothing processing of a transaction Bundle.
 
     What needs no database (the plan, ids for created entries, urn:uuid references, and the
@@ -156,6 +222,8 @@ def process_transaction(store: Store, bundle: dict, base_url: str, tenant: str |
     and hold the write lock only for the database part.
     """
     entries = _check_bundle(bundle)
+    ctx = _entries(store, base_url, routes, caller)
+    tenant = ctx.caller.tenant
     responses: list[dict | None] = [None] * len(entries)
     plan, id_map, will_exist, searched = _plan_transaction(entries, base_url)
     ts = now_us()
@@ -226,7 +294,7 @@ def process_transaction(store: Store, bundle: dict, base_url: str, tenant: str |
                     body = entry.get("resource")
                     if method == "PATCH" and isinstance(body, dict) and body.get("resourceType") == "Binary":
                         body = _binary_patch(body)
-                    result = dispatch(tx, FhirRequest(method, path, query, headers, body), base_url)
+                    result = ctx.run(tx, i, method, path, query, headers, body)
             except FhirError as exc:
                 raise _entry_error(i, exc) from None
             results.append((i, result, method))
@@ -325,8 +393,8 @@ class _NeedsSavepoints(Exception):
     """A batch entry failed after some of its writes reached the database."""
 
 
-def process_batch(store: Store, bundle: dict, base_url: str, tenant: str | None = None,
-                  representation: bool = False) -> dict:
+def process_batch(store: Store, bundle: dict, base_url: str, *, routes: RouteTable | None = None,
+                  caller: Caller | None = None, representation: bool = False) -> dict:
     """Each entry succeeds or fails on its own; failures are reported per entry.
 
     Entries run in one database transaction. A failing entry's buffered writes are dropped
@@ -335,15 +403,17 @@ def process_batch(store: Store, bundle: dict, base_url: str, tenant: str | None 
     batch is run again with a savepoint around each entry.
     """
     entries = _check_bundle(bundle)
+    ctx = _entries(store, base_url, routes, caller)
     try:
-        return _run_batch(store, entries, base_url, tenant, representation, savepoints=False)
+        return _run_batch(ctx, entries, representation, savepoints=False)
     except (_NeedsSavepoints, DBAPIError):
-        return _run_batch(store, entries, base_url, tenant, representation, savepoints=True)
+        return _run_batch(ctx, entries, representation, savepoints=True)
 
 
-def _run_batch(store, entries, base_url, tenant, representation, *, savepoints: bool) -> dict:
+def _run_batch(ctx: Entries, entries, representation, *, savepoints: bool) -> dict:
     responses: list[dict] = []
-    with store.write(tenant) as tx:
+    base_url = ctx.base_url
+    with ctx.store.write(ctx.caller.tenant) as tx:
         for i, entry in enumerate(entries):
             req = entry["request"]
             method = req["method"].upper()
@@ -351,7 +421,7 @@ def _run_batch(store, entries, base_url, tenant, representation, *, savepoints: 
                 with tx.savepoint() if savepoints else nullcontext():
                     mark = tx.mark()
                     try:
-                        result = _batch_entry(tx, entry, base_url)
+                        result = _batch_entry(ctx, tx, i, entry)
                     except FhirError:
                         if not savepoints and not tx.undo_to(mark):
                             raise _NeedsSavepoints() from None
@@ -368,14 +438,14 @@ def _run_batch(store, entries, base_url, tenant, representation, *, savepoints: 
     return {"resourceType": "Bundle", "type": "batch-response", "entry": responses}
 
 
-def _batch_entry(tx: Tx, entry: dict, base_url: str) -> FhirResult:
+def _batch_entry(ctx: Entries, tx: Tx, index: int, entry: dict) -> FhirResult:
     req = entry["request"]
-    path, query = _split_url(req["url"], base_url)
+    path, query = _split_url(req["url"], ctx.base_url)
     headers = _entry_headers(req)
     body = copy.deepcopy(entry.get("resource"))
     if isinstance(body, dict):
         resolve_conditional_references(tx, body, {})
-    return dispatch(tx, FhirRequest(req["method"].upper(), path, query, headers, body), base_url)
+    return ctx.run(tx, index, req["method"].upper(), path, query, headers, body)
 
 
-__all__ = ["process_bundle", "process_transaction", "process_batch", "ID_RE"]
+__all__ = ["process_bundle", "process_transaction", "process_batch", "receive_bundle", "Entries"]

@@ -1,43 +1,47 @@
-"""The CapabilityStatement, generated from what this node really supports."""
+"""The CapabilityStatement, generated from the route table: it declares exactly what the node serves.
+
+Interactions and operations come from ``RouteTable.interactions`` (core and capabilities alike),
+search parameters from the search index. ``tests/api/test_capability_statement.py`` sends a request
+for every interaction declared here.
+"""
 
 from __future__ import annotations
 
 from hutong import FHIR_VERSION, __version__
 
-_INTERACTIONS = ["read", "vread", "update", "patch", "delete", "history-instance", "history-type", "create"]
-
-#: Operations each capability adds: (name, definition canonical, resource type or None for system level).
-EXTRA_OPERATIONS: list[tuple[str, str, str | None]] = [
-    ("validate", "http://hl7.org/fhir/OperationDefinition/Resource-validate", None),
-]
+#: Interaction names of the table that are type- or instance-level FHIR interactions.
+_TYPE_INTERACTIONS = ("read", "vread", "update", "patch", "delete", "history-instance", "history-type", "create",
+                      "search-type")
+_SYSTEM_INTERACTIONS = ("transaction", "batch", "history-system", "search-system")
 
 
-def register_operation(name: str, definition: str, res_type: str | None = None) -> None:
-    """Capabilities call this to announce an operation in the CapabilityStatement."""
-    entry = (name, definition, res_type)
-    if entry not in EXTRA_OPERATIONS:
-        EXTRA_OPERATIONS.append(entry)
+def _applies(item, res_type: str) -> bool:
+    first = item.segments[0] if item.segments else ""
+    return first == "{type}" or first == res_type
 
 
-def capability_statement(store, base_url: str) -> dict:
+def capability_statement(store, base_url: str, routes) -> dict:
     """A CapabilityStatement listing types, interactions, search parameters and operations."""
-    index = store.index
-    supported = index.supported_params() if index is not None else {}
+    supported = store.index.supported_params()
+    interactions = routes.interactions
+    generic = sorted({i.name for i in interactions if i.name in _TYPE_INTERACTIONS and i.segments[:1] == ("{type}",)},
+                     key=_TYPE_INTERACTIONS.index)
     resources = []
     for res_type in sorted(store.known_types()):
-        interactions = list(_INTERACTIONS)
-        if index is not None:
-            interactions.append("search-type")
+        names = list(generic)
+        for item in interactions:
+            if item.name in _TYPE_INTERACTIONS and item.fixed_type == res_type and item.name not in names:
+                names.append(item.name)
         entry: dict = {
             "type": res_type,
-            "interaction": [{"code": code} for code in interactions],
+            "interaction": [{"code": code} for code in names],
             "versioning": "versioned-update",
             "readHistory": True,
             "updateCreate": True,
-            "conditionalCreate": index is not None,
+            "conditionalCreate": True,
             "conditionalRead": "not-match",
-            "conditionalUpdate": index is not None,
-            "conditionalDelete": "multiple" if index is not None else "not-supported",
+            "conditionalUpdate": True,
+            "conditionalDelete": "multiple",
             "referencePolicy": ["literal", "logical", "enforced", "local"],
         }
         params = supported.get(res_type) or []
@@ -45,38 +49,38 @@ def capability_statement(store, base_url: str) -> dict:
             entry["searchParam"] = [
                 {k: v for k, v in p.items() if k in ("name", "definition", "type", "documentation")} for p in params
             ]
-        ops = [
-            {"name": name, "definition": definition}
-            for name, definition, rtype in EXTRA_OPERATIONS
-            if rtype == res_type
-        ]
+        ops, seen = [], set()
+        for item in interactions:
+            if item.operation and item.level != "system" and item.fixed_type == res_type and item.operation not in seen:
+                seen.add(item.operation)
+                ops.append({"name": item.operation, "definition": item.definition})
+        for item in interactions:  # operations on every type ({type}/$validate)
+            if item.operation and item.segments[:1] == ("{type}",) and item.operation not in seen:
+                seen.add(item.operation)
+                ops.append({"name": item.operation, "definition": item.definition})
         if ops:
             entry["operation"] = ops
         resources.append(entry)
-    system_interactions = [{"code": "transaction"}, {"code": "batch"}, {"code": "history-system"}]
-    if index is not None:
-        system_interactions.append({"code": "search-system"})
+    system = []
+    for item in interactions:
+        if item.name in _SYSTEM_INTERACTIONS and item.level == "system":
+            codes = ("transaction", "batch") if item.name == "transaction" else (item.name,)
+            system.extend({"code": c} for c in codes if {"code": c} not in system)
+    system_ops, seen = [], set()
+    for item in interactions:
+        if item.operation and item.level == "system" and item.operation not in seen:
+            seen.add(item.operation)
+            system_ops.append({"name": item.operation, "definition": item.definition})
     return {
         "resourceType": "CapabilityStatement",
         "status": "active",
-        "date": "2026-11-25",
+        "date": "2026-12-01",
         "publisher": "Hutong",
         "kind": "instance",
         "software": {"name": "Hutong (互通)", "version": __version__},
         "implementation": {"description": "Hutong regional health information platform", "url": base_url},
         "fhirVersion": FHIR_VERSION,
         "format": ["application/fhir+json", "json"],
-        "patchFormat": ["application/json-patch+json"],
-        "rest": [
-            {
-                "mode": "server",
-                "resource": resources,
-                "interaction": system_interactions,
-                "operation": [
-                    {"name": name, "definition": definition}
-                    for name, definition, rtype in EXTRA_OPERATIONS
-                    if rtype is None
-                ],
-            }
-        ],
+        "patchFormat": ["application/json-patch+json", "application/fhir+json"],
+        "rest": [{"mode": "server", "resource": resources, "interaction": system, "operation": system_ops}],
     }

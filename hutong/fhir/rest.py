@@ -1,14 +1,17 @@
-"""FHIR RESTful interactions as plain functions, shared by the HTTP routes and by Bundle entries.
+"""The core FHIR RESTful interactions: their handlers and their rows in the route table.
 
-``dispatch`` takes a ``FhirRequest`` (method, path relative to the FHIR base, query, headers,
-parsed body) and performs it in a given store transaction, returning a ``FhirResult``. The
-HTTP layer only parses and formats; bundles call ``dispatch`` once per entry.
+A handler takes a ``Call`` (the request as a ``FhirRequest``: method, path relative to the FHIR
+base, query, headers, parsed body; the matched path parameters; the transaction; the caller) and
+returns a ``FhirResult``. ``CORE_INTERACTIONS`` declares each one once (``hutong/fhir/routes.py``);
+the HTTP layer, Bundle entries and the CapabilityStatement read that table. ``perform`` runs a
+call in the transaction its interaction declares.
 """
 
 from __future__ import annotations
 
 import base64
 import re
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from urllib.parse import urlencode
 
@@ -16,6 +19,8 @@ import orjson
 
 from hutong.core.clock import http_date, instant
 from hutong.core.errors import FhirError, Issue, bad_request, info_outcome, operation_outcome
+from hutong.fhir.patch import patch_function
+from hutong.fhir.routes import Call, Interaction, RouteTable
 from hutong.store.store import StoredResource, Tx
 
 _ETAG = re.compile(r'^\s*(?:W/)?"?([0-9]+)"?\s*$')
@@ -44,6 +49,9 @@ class FhirResult:
     body: dict | str | None = None
     headers: dict[str, str] = field(default_factory=dict)
     stored: StoredResource | None = None
+    #: A body that is not FHIR JSON (NDJSON, a Binary's own bytes): a file to stream and its type.
+    file: str | None = None
+    media_type: str | None = None
 
     def json_bytes(self) -> bytes:
         if self.body is None:
@@ -186,7 +194,8 @@ def history_bundle(tx: Tx, req: FhirRequest, base_url: str, res_type: str | None
             "lastModified": instant(s.ts_us),
         }
         entries.append(entry)
-    return {"resourceType": "Bundle", "type": "history", "link": links, "entry": entries}
+    total = tx.history_count(res_type, res_id, since_us=since)
+    return {"resourceType": "Bundle", "type": "history", "total": total, "link": links, "entry": entries}
 
 
 def _cursor_after(last: StoredResource) -> str:
@@ -216,139 +225,253 @@ def validate_operation(store, res_type: str | None, body) -> dict:
         raise bad_request(f"resourceType {rtype!r} does not match {res_type!r}", "resourceType")
     if not isinstance(rtype, str) or not store.is_known_type(rtype):
         return operation_outcome(Issue("error", "structure", f"unknown resourceType {str(rtype)[:64]!r}", ["resourceType"]))
-    issues = store.validator(resource) if store.validator else []
+    issues = store.validator(resource)
     if not issues:
         return info_outcome("validation passed: no errors", "informational")
     return operation_outcome(issues)
 
 
-def dispatch(tx: Tx, req: FhirRequest, base_url: str) -> FhirResult:
-    """Perform one FHIR interaction in ``tx``."""
-    store = tx.store
-    method = req.method.upper()
-    path = req.path.strip("/")
-    parts = path.split("/") if path else []
-    n = len(parts)
+# ---------------------------------------------------------------------------------------------- handlers
+# One function per core interaction; ``CORE_INTERACTIONS`` below is their row in the route table.
 
-    if n == 0:
-        if method == "GET" and req.query:
-            return _search(tx, None, req, base_url)
-        if method == "GET":
-            raise FhirError(404, "not-supported", "GET on the base needs search parameters")
-        raise FhirError(405, "not-supported", f"{method} is not supported on the base in this context")
-    if parts[0] == "_history" and n == 1 and method == "GET":
-        return FhirResult(200, history_bundle(tx, req, base_url, None, None))
-    if parts[0] == "metadata" and n == 1 and method == "GET":
-        from hutong.fhir.capability import capability_statement
 
-        return FhirResult(200, capability_statement(store, base_url))
+def _capabilities(call: Call) -> FhirResult:
+    from hutong.fhir.capability import capability_statement
 
-    res_type = parts[0]
-    if res_type.startswith("$"):
-        raise FhirError(400, "not-supported", f"operation {res_type[:64]} is not supported at the base")
-    store.check_type(res_type)
+    return FhirResult(200, capability_statement(call.store, call.base_url, call.routes))
 
-    if n == 1:
-        if method == "GET":
-            return _search(tx, res_type, req, base_url)
-        if method == "POST":
-            resource = _body_resource(req)
-            if resource.get("resourceType") != res_type:
-                raise bad_request(
-                    f"resourceType {resource.get('resourceType')!r} does not match {res_type!r}", "resourceType"
-                )
-            if "id" in resource and req.header("x-hutong-keep-id") is None:
-                # FHIR: the server ignores a client id on create.
-                resource = {k: v for k, v in resource.items() if k != "id"}
-            result = tx.create(resource, if_none_exist=req.header("if-none-exist"))
-            if result.outcome == "existing":
-                return resource_result(result.stored, 200, req, base_url)
-            return resource_result(result.stored, 201, req, base_url, location=True,
-                                   outcome_text=f"created {result.stored.res_type}/{result.stored.res_id}")
-        if method == "PUT":
-            if not req.query:
-                raise FhirError(405, "not-supported", "PUT needs an id or search criteria")
-            resource = _body_resource(req)
-            result = tx.conditional_update(res_type, _query_string(req.query), resource,
-                                           if_match=parse_etag(req.header("if-match")))
-            return resource_result(result.stored, 201 if result.outcome == "created" else 200, req, base_url,
-                                   location=result.outcome == "created")
-        if method == "DELETE":
-            if not req.query:
-                raise FhirError(405, "not-supported", "DELETE needs an id or search criteria")
-            multiple = "delete-multiple" in (req.header("prefer") or "")
-            results = tx.conditional_delete(res_type, _query_string(req.query), multiple=multiple)
-            return FhirResult(200, info_outcome(f"deleted {sum(r.outcome == 'deleted' for r in results)} {res_type}"))
-        if method == "PATCH":
-            if not req.query:
-                raise FhirError(405, "not-supported", "PATCH needs an id or search criteria")
-            matches = tx.search_query(res_type, _query_string(req.query), limit=2)
-            if len(matches) != 1:
-                raise FhirError(404 if not matches else 412, "not-found" if not matches else "conflict",
-                                f"conditional patch criteria match {len(matches)} {res_type}")
-            result = tx.patch(res_type, matches[0], req.body, if_match=parse_etag(req.header("if-match")))
-            return resource_result(result.stored, 200, req, base_url)
-        raise FhirError(405, "not-supported", f"{method} is not supported on a resource type")
 
-    res_id = parts[1]
-    if res_id == "_history" and n == 2 and method == "GET":
-        return FhirResult(200, history_bundle(tx, req, base_url, res_type, None))
-    if res_id == "_search" and n == 2 and method == "POST":
-        return _search(tx, res_type, req, base_url)
-    if res_id == "$validate" and n == 2 and method == "POST":
-        return FhirResult(200, validate_operation(store, res_type, req.body))
-    if res_id.startswith("$"):
-        raise FhirError(400, "not-supported", f"operation {res_id[:64]} is not supported here")
+def _search_system(call: Call) -> FhirResult:
+    if not call.req.query:
+        raise FhirError(404, "not-supported", "GET on the base needs search parameters (or _type)")
+    return _search(call.tx, None, call.req, call.base_url)
 
-    if n == 2:
-        if method in ("GET", "HEAD"):
-            stored = tx.read_current(res_type, res_id)
-            inm = req.header("if-none-match")
-            if inm and parse_etag(inm, "If-None-Match") == stored.version_id:
-                return FhirResult(304, None, {"ETag": stored.etag}, stored)
-            return resource_result(stored, 200, req, base_url)
-        if method == "PUT":
-            resource = _body_resource(req)
-            result = tx.update(res_type, res_id, resource, if_match=parse_etag(req.header("if-match")))
-            return resource_result(result.stored, 201 if result.outcome == "created" else 200, req, base_url,
-                                   location=result.outcome == "created")
-        if method == "PATCH":
-            result = tx.patch(res_type, res_id, req.body, if_match=parse_etag(req.header("if-match")))
-            return resource_result(result.stored, 200, req, base_url)
-        if method == "DELETE":
-            result = tx.delete(res_type, res_id, if_match=parse_etag(req.header("if-match")))
-            headers = {"ETag": result.stored.etag} if result.stored and result.outcome == "deleted" else {}
-            return FhirResult(200, info_outcome(
-                f"{res_type}/{res_id} deleted" if result.outcome == "deleted" else f"{res_type}/{res_id} was not present"
-            ), headers)
-        raise FhirError(405, "not-supported", f"{method} is not supported on a resource")
 
-    if parts[2] == "_history":
-        if n == 3 and method == "GET":
-            tx.store.check_type(res_type)
-            found = tx.read(res_type, res_id)
-            if found is None:
-                raise FhirError(404, "not-found", f"{res_type}/{res_id} is not known")
-            return FhirResult(200, history_bundle(tx, req, base_url, res_type, res_id))
-        if n == 4 and method in ("GET", "HEAD"):
-            stored = tx.vread(res_type, res_id, parts[3])
-            return resource_result(stored, 200, req, base_url)
-    if n == 3 and parts[2] == "$validate" and method == "POST":
-        tx.read_current(res_type, res_id)
-        return FhirResult(200, validate_operation(store, res_type, req.body))
-    if n == 3 and method == "GET" and store.is_known_type(parts[2]):
-        return _search(tx, parts[2], req, base_url, compartment=(res_type, res_id))
-    raise FhirError(404, "not-supported", f"no FHIR interaction at {path[:120]!r} for {method}")
+def _history_system(call: Call) -> FhirResult:
+    return FhirResult(200, history_bundle(call.tx, call.req, call.base_url, None, None))
+
+
+def _search_type(call: Call) -> FhirResult:
+    return _search(call.tx, call.res_type, call.req, call.base_url)
+
+
+def _search_compartment(call: Call) -> FhirResult:
+    return _search(call.tx, call.params["comp"], call.req, call.base_url, compartment=(call.res_type, call.res_id))
+
+
+def _create(call: Call) -> FhirResult:
+    req, res_type = call.req, call.res_type
+    resource = _body_resource(req)
+    if resource.get("resourceType") != res_type:
+        raise bad_request(f"resourceType {resource.get('resourceType')!r} does not match {res_type!r}", "resourceType")
+    if "id" in resource and req.header("x-hutong-keep-id") is None:
+        # FHIR: the server ignores a client id on create.
+        resource = {k: v for k, v in resource.items() if k != "id"}
+    result = call.tx.create(resource, if_none_exist=req.header("if-none-exist"))
+    if result.outcome == "existing":
+        return resource_result(result.stored, 200, req, call.base_url)
+    return resource_result(result.stored, 201, req, call.base_url, location=True,
+                           outcome_text=f"created {result.stored.res_type}/{result.stored.res_id}")
+
+
+def _conditional_update(call: Call) -> FhirResult:
+    req = call.req
+    if not req.query:
+        raise FhirError(405, "not-supported", "PUT needs an id or search criteria")
+    result = call.tx.conditional_update(call.res_type, _query_string(req.query), _body_resource(req),
+                                        if_match=parse_etag(req.header("if-match")))
+    return resource_result(result.stored, 201 if result.outcome == "created" else 200, req, call.base_url,
+                           location=result.outcome == "created")
+
+
+def _conditional_delete(call: Call) -> FhirResult:
+    req = call.req
+    if not req.query:
+        raise FhirError(405, "not-supported", "DELETE needs an id or search criteria")
+    results = call.tx.conditional_delete(call.res_type, _query_string(req.query),
+                                         limit=call.store.settings.conditional_delete_max)
+    deleted = sum(r.outcome == "deleted" for r in results)
+    if not deleted:
+        return FhirResult(204)  # FHIR: no match is not an error
+    return FhirResult(200, info_outcome(f"deleted {deleted} {call.res_type}"))
+
+
+def _conditional_patch(call: Call) -> FhirResult:
+    req = call.req
+    if not req.query:
+        raise FhirError(405, "not-supported", "PATCH needs an id or search criteria")
+    matches = call.tx.search_query(call.res_type, _query_string(req.query), limit=2)
+    if len(matches) != 1:
+        raise FhirError(404 if not matches else 412, "not-found" if not matches else "conflict",
+                        f"conditional patch criteria match {len(matches)} {call.res_type}")
+    result = call.tx.patch(call.res_type, matches[0], patch_function(req.body, req.header("content-type")),
+                           if_match=parse_etag(req.header("if-match")))
+    return resource_result(result.stored, 200, req, call.base_url)
+
+
+def _history_type(call: Call) -> FhirResult:
+    return FhirResult(200, history_bundle(call.tx, call.req, call.base_url, call.res_type, None))
+
+
+def _validate_type(call: Call) -> FhirResult:
+    return FhirResult(200, validate_operation(call.store, call.res_type, call.req.body))
+
+
+def _validate_instance(call: Call) -> FhirResult:
+    call.tx.read_current(call.res_type, call.res_id)
+    return FhirResult(200, validate_operation(call.store, call.res_type, call.req.body))
+
+
+def _read(call: Call) -> FhirResult:
+    req = call.req
+    stored = call.tx.read_current(call.res_type, call.res_id)
+    inm = req.header("if-none-match")
+    if inm and parse_etag(inm, "If-None-Match") == stored.version_id:
+        return FhirResult(304, None, {"ETag": stored.etag}, stored)
+    result = resource_result(stored, 200, req, call.base_url)
+    if req.query:
+        summary, elements = summary_options(req.query)
+        if (summary or elements) and result.body is not None:
+            result.body = call.store.index.summarize(stored.resource, summary, elements)
+    return result
+
+
+def _update(call: Call) -> FhirResult:
+    req = call.req
+    result = call.tx.update(call.res_type, call.res_id, _body_resource(req), if_match=parse_etag(req.header("if-match")))
+    return resource_result(result.stored, 201 if result.outcome == "created" else 200, req, call.base_url,
+                           location=result.outcome == "created")
+
+
+def _patch(call: Call) -> FhirResult:
+    req = call.req
+    result = call.tx.patch(call.res_type, call.res_id, patch_function(req.body, req.header("content-type")),
+                           if_match=parse_etag(req.header("if-match")))
+    return resource_result(result.stored, 200, req, call.base_url)
+
+
+def _delete(call: Call) -> FhirResult:
+    res_type, res_id = call.res_type, call.res_id
+    result = call.tx.delete(res_type, res_id, if_match=parse_etag(call.req.header("if-match")))
+    headers = {"ETag": result.stored.etag} if result.stored and result.outcome == "deleted" else {}
+    return FhirResult(200, info_outcome(
+        f"{res_type}/{res_id} deleted" if result.outcome == "deleted" else f"{res_type}/{res_id} was not present"
+    ), headers)
+
+
+def _history_instance(call: Call) -> FhirResult:
+    if call.tx.read(call.res_type, call.res_id) is None:
+        raise FhirError(404, "not-found", f"{call.res_type}/{call.res_id} is not known")
+    return FhirResult(200, history_bundle(call.tx, call.req, call.base_url, call.res_type, call.res_id))
+
+
+def _vread(call: Call) -> FhirResult:
+    stored = call.tx.vread(call.res_type, call.res_id, call.params["vid"])
+    return resource_result(stored, 200, call.req, call.base_url)
+
+
+_SUMMARY_MODES = ("true", "false", "text", "data")
+
+
+def summary_options(query: list[tuple[str, str]]) -> tuple[str | None, list[str] | None]:
+    """``_summary`` and ``_elements`` of a read (other parameters are refused: a read takes no others)."""
+    summary, elements = None, None
+    for key, value in query:
+        if key == "_summary":
+            if value not in _SUMMARY_MODES:
+                raise bad_request(f"_summary on a read must be true, false, text or data, not {value[:40]!r}",
+                                  "_summary")
+            summary = value
+        elif key == "_elements":
+            elements = [e.strip().split(".")[-1] for e in value.split(",") if e.strip()]
+        elif key not in ("_format", "_pretty"):
+            raise bad_request(f"a read takes only _summary, _elements and _format, not {key[:40]!r}", key)
+    if summary and elements:
+        raise bad_request("_summary and _elements cannot be combined", "_elements")
+    return summary, elements
 
 
 def _search(tx: Tx, res_type: str | None, req: FhirRequest, base_url: str, compartment=None) -> FhirResult:
-    index = tx.store.index
-    if index is None:
-        raise FhirError(501, "not-supported", "search is not available on this node")
     tx.flush()
     strict = "handling=strict" in (req.header("prefer") or "").replace(" ", "")
     params = [(k, v) for k, v in req.query if k not in ("_format", "_pretty")]
     if isinstance(req.body, list):
         params.extend(req.body)
-    bundle = index.search(tx, res_type, params, base_url=base_url, strict=strict, compartment=compartment)
+    bundle = tx.store.index.search(tx, res_type, params, base_url=base_url, strict=strict, compartment=compartment)
     return FhirResult(200, bundle)
+
+
+def _bundle(call: Call) -> FhirResult:
+    from hutong.fhir.bundle import receive_bundle
+
+    return FhirResult(200, receive_bundle(call))
+
+
+def _i(method, pattern, name, handler, permission, tx="read", body="none", summary="", **kw) -> Interaction:
+    return Interaction(method, pattern, name, handler, permission, tx=tx, body=body, summary=summary, **kw)
+
+
+#: The core FHIR RESTful interactions (R4 http.html), one row each. Capabilities add operations.
+CORE_INTERACTIONS: list[Interaction] = [
+    _i("GET", "metadata", "capabilities", _capabilities, "public", "read-one",
+       summary="CapabilityStatement of this server"),
+    _i("POST", "", "transaction", _bundle, "bundle", "own", "raw", in_bundle=False,
+       summary="Process a transaction or batch Bundle"),
+    _i("GET", "", "search-system", _search_system, "*.s", summary="Search across all types (needs parameters)"),
+    _i("GET", "_history", "history-system", _history_system, "*.s", summary="History of all resources"),
+    _i("GET", "{type}", "search-type", _search_type, "{type}.s", summary="Search a resource type"),
+    _i("POST", "{type}/_search", "search-type", _search_type, "{type}.s", body="form",
+       summary="Search with a form body"),
+    _i("POST", "{type}", "create", _create, "{type}.c", "write", "json",
+       summary="Create (conditional with If-None-Exist)"),
+    _i("PUT", "{type}", "update", _conditional_update, "{type}.u", "write", "json",
+       summary="Conditional update (search criteria in the query)"),
+    _i("DELETE", "{type}", "delete", _conditional_delete, "{type}.d", "write",
+       summary="Conditional delete (search criteria in the query; every match is deleted)"),
+    _i("PATCH", "{type}", "patch", _conditional_patch, "{type}.u", "write", "json",
+       summary="Conditional patch (search criteria in the query)"),
+    _i("GET", "{type}/_history", "history-type", _history_type, "{type}.s", summary="History of a resource type"),
+    _i("POST", "{type}/$validate", "operation", _validate_type, "{type}.r", body="json", operation="validate",
+       definition="http://hl7.org/fhir/OperationDefinition/Resource-validate", summary="Validate a resource"),
+    _i("GET", "{type}/{id}", "read", _read, "{type}.r", "read-one", summary="Read"),
+    _i("PUT", "{type}/{id}", "update", _update, "{type}.u", "write", "json",
+       summary="Update, or create with a client id"),
+    _i("PATCH", "{type}/{id}", "patch", _patch, "{type}.u", "write", "json",
+       summary="Patch with JSON Patch or FHIRPath Patch"),
+    _i("DELETE", "{type}/{id}", "delete", _delete, "{type}.d", "write", summary="Delete"),
+    _i("GET", "{type}/{id}/_history", "history-instance", _history_instance, "{type}.r",
+       summary="History of one resource"),
+    _i("GET", "{type}/{id}/_history/{vid}", "vread", _vread, "{type}.r", "read-one", summary="Read one version"),
+    _i("POST", "{type}/{id}/$validate", "operation", _validate_instance, "{type}.r", body="json",
+       operation="validate", definition="http://hl7.org/fhir/OperationDefinition/Resource-validate",
+       summary="Validate a resource against an existing one"),
+    _i("GET", "{type}/{id}/{comp}", "search-type", _search_compartment, "{comp}.s",
+       summary="Compartment search, e.g. Patient/123/Observation"),
+]
+
+
+def open_tx(store, kind: str, tenant: str | None):
+    """The transaction an interaction of ``kind`` runs in (a no-op context for ``own``)."""
+    if kind == "write":
+        return store.write(tenant)
+    if kind == "read-one":
+        return store.read(snapshot=False)
+    if kind == "read":
+        return store.read()
+    return nullcontext(None)
+
+
+def perform(call: Call) -> FhirResult:
+    """Run ``call`` in the transaction its interaction declares (or in ``call.tx`` when one is given,
+    as for Bundle entries, which all share the Bundle's transaction)."""
+    if call.tx is not None or call.interaction.tx == "own":
+        return call.interaction.handler(call)
+    with open_tx(call.store, call.interaction.tx, call.caller.tenant) as tx:
+        call.tx = tx
+        return call.interaction.handler(call)
+
+
+def core_routes(store) -> RouteTable:
+    """A route table of the core interactions alone (bulk import and tests; a node's table also
+    holds its capabilities' operations and its security policy)."""
+    return RouteTable(CORE_INTERACTIONS, store.is_known_type)

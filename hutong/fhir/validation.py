@@ -334,6 +334,31 @@ def is_known_resource_type(name: str) -> bool:
     return type(name) is str and name in _get_model().resources
 
 
+def _element(path: str):
+    m = _get_model()
+    parts = path.split(".")
+    st = m.structs.get(parts[0])
+    if st is None or len(parts) < 2:
+        return None
+    el = None
+    for part in parts[1:]:
+        if st is None:
+            return None
+        if part.endswith("]") and not part.endswith("[x]"):
+            part = part[: part.index("[")]
+        el = st.defs.get(part) or st.props.get(part) or st.defs.get(part + "[x]")
+        if el is None or el.kind == _PEXT:
+            return None
+        st = el.struct if el.kind == _COMPLEX else None
+    return el
+
+
+def element_is_array(path: str) -> bool | None:
+    """Whether the element at a dotted path repeats (``max`` > 1), or None if there is no such element."""
+    el = _element(path)
+    return None if el is None else bool(el.array)
+
+
 def element_type(path: str) -> list[str]:
     """The type codes of the element at a dotted definition path, or ``[]`` if there is no such element.
 
@@ -343,22 +368,7 @@ def element_type(path: str) -> list[str]:
     backbone elements give ``["BackboneElement"]`` (or ``["Element"]`` inside data types).
     Array indexes (``name[0]``) are ignored; ``"Observation.value"`` is read as ``value[x]``.
     """
-    m = _get_model()
-    parts = path.split(".")
-    st = m.structs.get(parts[0])
-    if st is None or len(parts) < 2:
-        return []
-    el = None
-    for part in parts[1:]:
-        if st is None:
-            return []
-        if part.endswith("]") and not part.endswith("[x]"):
-            part = part[: part.index("[")]
-        # "value" (FHIRPath style) is accepted for "value[x]"
-        el = st.defs.get(part) or st.props.get(part) or st.defs.get(part + "[x]")
-        if el is None or el.kind == _PEXT:
-            return []
-        st = el.struct if el.kind == _COMPLEX else None
+    el = _element(path)
     return list(el.types) if el is not None else []
 
 

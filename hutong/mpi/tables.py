@@ -68,3 +68,6 @@ mpi_freq = Table(
     Column("key", String(64), primary_key=True),
     Column("n", BigInteger, nullable=False),
 )
+
+#: The tables of this capability, created with the store's schema.
+TABLES = (mpi_record, mpi_block, mpi_ident, mpi_review, mpi_model, mpi_freq)

@@ -80,10 +80,15 @@ def summarize(res: dict, mode: str | None, elements: list[str] | None, reg: Regi
 class SearchIndex:
     """Search parameters extracted at write time into ``sp_*`` tables, and FHIR search over them."""
 
-    def __init__(self, reg: Registry | None = None):
+    def __init__(self, reg: Registry | None = None, *, max_chain_depth: int = 4):
         self.reg = reg or registry()
+        self.max_chain_depth = max_chain_depth
 
     # ------------------------------------------------------------------ write side
+    def summarize(self, resource: dict, summary: str | None, elements: list[str] | None) -> dict:
+        """``_summary``/``_elements`` applied to one resource (read by id uses this too)."""
+        return summarize(resource, summary, elements, self.reg)
+
     def index_rows(self, res_type: str, res_id: str, resource: dict) -> list:
         """``(table, row)`` pairs to insert for the current version of ``resource``."""
         rows = extract(self.reg, res_type, resource)
@@ -145,7 +150,7 @@ class SearchIndex:
 
     def _conditions(self, res_type: str | None, types: list[str] | None, filters, strict: bool, base_url: str,
                     issues: list[Issue], extra=None):
-        planner = Planner(self.reg, base_url)
+        planner = Planner(self.reg, base_url, self.max_chain_depth)
         if res_type is not None:
             parts = []
             for name, raw in filters:
@@ -245,7 +250,7 @@ class SearchIndex:
         plan = self._conditions(res_type, types, filters, strict, base_url, issues, extra)
         conds, driven = plan.conds, plan.driven
 
-        planner = Planner(self.reg, base_url)
+        planner = Planner(self.reg, base_url, self.max_chain_depth)
         keys = []  # (expression, descending, nullable)
         for code, desc in opts["sort"]:
             try:

@@ -255,6 +255,9 @@ class Planner:
 
     reg: Registry
     base_url: str = ""
+    #: Chains (``subject.organization.name``) and ``_has`` deeper than this are refused with 400: each
+    #: level is a nested sub-select, and SQLite's parser overflows its stack on deep nesting.
+    max_depth: int = 4
 
     # public -----------------------------------------------------------------------------------------
     def filter(self, res_type: str, id_col, name: str, raw: str):
@@ -263,6 +266,10 @@ class Planner:
 
     def part(self, res_type: str | None, id_col, name: str, raw: str) -> Part:
         """One filter as a sub-select (usable as ``IN`` or correlated ``EXISTS``) with a selectivity rank."""
+        depth = name.count(".") + name.count("_has:")
+        if depth > self.max_depth:
+            raise bad(f"{name[:120]}: chains and _has may be at most {self.max_depth} levels deep, this one is "
+                      f"{depth}", name[:120])
         if name.startswith("_has:"):
             return Part(self.has_ids(res_type, name, raw), rank=2)
         base, _, chain = name.partition(".")

@@ -168,3 +168,6 @@ for _table, _cols in _STATS.items():
         DDL(f"CREATE STATISTICS IF NOT EXISTS st_{_table.name} (ndistinct, dependencies, mcv) ON {_cols} FROM {_table.name}")
         .execute_if(dialect="postgresql"),
     )
+
+#: The tables of this capability, created with the store's schema.
+TABLES = tuple(ALL_TABLES)

@@ -3,23 +3,15 @@
 from __future__ import annotations
 
 import fcntl
-import importlib
-import importlib.util
 import os
 import threading
+from collections.abc import Sequence
 from contextlib import nullcontext
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, event, insert, select
+from sqlalchemy import Engine, Table, create_engine, event, insert, select
 
 from hutong.store import schema
-
-#: Modules that add capability tables to ``schema.metadata``; imported when present.
-CAPABILITY_TABLE_MODULES = [
-    "hutong.search.tables",
-    "hutong.mpi.tables",
-    "hutong.card.tables",
-]
 
 #: Bump when the core tables change; ``migrate`` brings older databases forward.
 CORE_SCHEMA_VERSION = 1
@@ -110,21 +102,11 @@ def write_gate(engine: Engine):
     return gate if gate is not None else nullcontext()
 
 
-def load_capability_tables() -> None:
-    """Import every capability's table module so its tables join ``schema.metadata``."""
-    for name in CAPABILITY_TABLE_MODULES:
-        try:
-            spec = importlib.util.find_spec(name)
-        except ModuleNotFoundError:
-            spec = None
-        if spec is not None:
-            importlib.import_module(name)
-
-
-def create_schema(engine: Engine) -> None:
-    """Create missing tables and record schema versions (idempotent)."""
-    load_capability_tables()
-    schema.metadata.create_all(engine, checkfirst=True)
+def create_schema(engine: Engine, tables: Sequence[Table] = ()) -> None:
+    """Create the core tables and ``tables`` (the capabilities') where missing, and record schema
+    versions (idempotent)."""
+    wanted = list(schema.CORE_TABLES) + [t for t in tables if t not in schema.CORE_TABLES]
+    schema.metadata.create_all(engine, tables=wanted, checkfirst=True)
     with engine.connect() as conn:
         conn.info["write"] = True
         with conn.begin():

@@ -82,3 +82,6 @@ schema_version = Table(
     Column("component", String(64), primary_key=True),
     Column("version", Integer, nullable=False),
 )
+
+#: The store's own tables (capabilities pass theirs to ``create_schema``).
+CORE_TABLES = (resource, resource_version, change_event, consumer_position, schema_version)

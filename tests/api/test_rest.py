@@ -194,7 +194,7 @@ def test_openapi_docs_served(server):
     import httpx
 
     assert httpx.get(server + "/docs").status_code == 200
-    assert "/fhir/{res_type}/{res_id}" in httpx.get(server + "/openapi.json").json()["paths"]
+    assert "/fhir/{type}/{id}" in httpx.get(server + "/openapi.json").json()["paths"]
 
 
 def test_batch_failed_entry_leaves_no_trace_and_others_commit(fhir):

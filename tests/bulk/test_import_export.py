@@ -7,7 +7,8 @@ import gzip
 import orjson
 from typer.testing import CliRunner
 
-from hutong.bulk import export_ndjson, import_paths
+from hutong.bulk.export import export_ndjson
+from hutong.bulk.load import import_paths
 from hutong.cli import app
 
 

@@ -7,6 +7,7 @@ import threading
 import pytest
 
 from hutong.core.errors import FhirError
+from hutong.fhir.patch import patch_function
 
 
 def patient(**extra):
@@ -81,7 +82,7 @@ def test_recreate_after_delete_continues_versions(store):
 def test_patch_applies_json_patch(store):
     rid = store.create(patient()).stored.res_id
     with store.write() as tx:
-        result = tx.patch("Patient", rid, [{"op": "add", "path": "/gender", "value": "female"}])
+        result = tx.patch("Patient", rid, patch_function([{"op": "add", "path": "/gender", "value": "female"}], None))
     assert result.stored.version_id == 2
     assert store.get("Patient", rid)["gender"] == "female"
 
@@ -99,7 +100,7 @@ def test_bad_patch_is_refused_and_changes_nothing(store, ops):
     rid = store.create(patient()).stored.res_id
     with pytest.raises(FhirError) as err:
         with store.write() as tx:
-            tx.patch("Patient", rid, ops)
+            tx.patch("Patient", rid, patch_function(ops, None))
     assert err.value.status in (400, 422)
     assert store.read_resource("Patient", rid).version_id == 1
 

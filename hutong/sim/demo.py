@@ -20,7 +20,7 @@ def ensure_demo_loaded(store: Store, seed: int = 7) -> bool:
     """Generate and load the demo province into an empty store; returns True when it loaded."""
     if not store_is_empty(store):
         return False
-    from hutong.bulk import import_paths
+    from hutong.bulk.load import import_paths
     from hutong.sim import generate_demo
 
     out = store.settings.data_dir / "demo-province"

@@ -1,4 +1,4 @@
-"""Bulk load (NDJSON and Bundle files) and NDJSON export, streaming so memory stays flat."""
+"""Bulk load of NDJSON and Bundle files, streaming so memory stays flat (``hutong import``)."""
 
 from __future__ import annotations
 
@@ -10,11 +10,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import orjson
-from sqlalchemy import select
 
 from hutong.core.errors import FhirError
 from hutong.fhir.bundle import process_batch, process_transaction
-from hutong.store import Store, schema
+from hutong.store import Store
 
 #: Load order for a folder of per-type NDJSON files, so referenced resources usually come first.
 TYPE_ORDER = [
@@ -230,32 +229,3 @@ def _count_responses(response: dict, entries: list[dict], summary: ImportSummary
         elif status.startswith("200"):
             summary.updated[res_type] += 1
             summary.resources += 1
-
-
-def export_ndjson(store: Store, out: Path, types: list[str] | None = None, *, progress: bool = False,
-                  since_us: int | None = None) -> dict[str, int]:
-    """Write current resources to ``out/<Type>.ndjson``; returns counts per type."""
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    rc = schema.resource.c
-    counts: dict[str, int] = {}
-    with store.engine.connect() as conn:
-        present = [t for (t,) in conn.execute(select(rc.res_type).distinct())]
-    for res_type in sorted(present):
-        if types and res_type not in types:
-            continue
-        stmt = select(rc.content).where(rc.res_type == res_type, rc.deleted.is_(False)).order_by(rc.res_id)
-        if since_us is not None:
-            stmt = stmt.where(rc.ts_us >= since_us)
-        n = 0
-        with store.engine.connect() as conn, open(out / f"{res_type}.ndjson", "wb") as fh:
-            result = conn.execution_options(stream_results=True, yield_per=1000).execute(stmt)
-            for (content,) in result:
-                fh.write(content.encode())
-                fh.write(b"\n")
-                n += 1
-        if n:
-            counts[res_type] = n
-        else:
-            (out / f"{res_type}.ndjson").unlink()
-    return counts
