@@ -619,10 +619,10 @@ def _match_resident(store, rid: str, name: str) -> str | None:
         return None
     candidates.sort()
     subjects = {identity.subject_for_patient(store, pid): pid for pid in candidates}
-    if len(subjects) > 1 and identity._mpi() is not None:
+    if len(subjects) > 1:
         # The index says these are different people with the same ID and name: do not guess.
         return None
-    # Without an index every Patient is its own person; the lowest id is the deterministic choice.
+    # Records the index has not linked yet are each their own person; the lowest id is the deterministic choice.
     return candidates[0]
 
 
