@@ -277,13 +277,7 @@ class Tx:
         """Versions newest first; ``at_or_before`` is a keyset cursor (ts_us, type, id, version)."""
         self.flush()
         v = schema.resource_version.c
-        stmt = self._versions_select()
-        if res_type:
-            stmt = stmt.where(v.res_type == res_type)
-        if res_id:
-            stmt = stmt.where(v.res_id == res_id)
-        if since_us is not None:
-            stmt = stmt.where(v.ts_us >= since_us)
+        stmt = self._versions_select().where(*_history_scope(res_type, res_id, since_us))
         if at_or_before is not None:
             ts, t, i, ver = at_or_before
             stmt = stmt.where(tuple_(v.ts_us, v.res_type, v.res_id, v.version_id) <= (ts, t, i, ver))
@@ -294,14 +288,8 @@ class Tx:
                       since_us: int | None = None) -> int:
         """How many versions a history of the same scope holds (``Bundle.total``)."""
         self.flush()
-        v = schema.resource_version.c
-        stmt = select(func.count()).select_from(schema.resource_version)
-        if res_type:
-            stmt = stmt.where(v.res_type == res_type)
-        if res_id:
-            stmt = stmt.where(v.res_id == res_id)
-        if since_us is not None:
-            stmt = stmt.where(v.ts_us >= since_us)
+        stmt = select(func.count()).select_from(schema.resource_version).where(
+            *_history_scope(res_type, res_id, since_us))
         return int(self.conn.execute(stmt).scalar() or 0)
 
     def search_ids(self, res_type: str, params: list[tuple[str, str]], limit: int | None = None) -> list[str]:
@@ -564,6 +552,19 @@ class Tx:
     def commit_buffers(self) -> None:
         self.flush()
         self._flush_events()
+
+
+def _history_scope(res_type: str | None, res_id: str | None, since_us: int | None) -> list:
+    """The conditions on ``resource_version`` of a history's scope (system, type or instance)."""
+    v = schema.resource_version.c
+    conds = []
+    if res_type:
+        conds.append(v.res_type == res_type)
+    if res_id:
+        conds.append(v.res_id == res_id)
+    if since_us is not None:
+        conds.append(v.ts_us >= since_us)
+    return conds
 
 
 def _source(resource: dict) -> str | None:
