@@ -15,12 +15,12 @@ from contextlib import contextmanager
 from typing import Protocol
 
 from sqlalchemy import Engine
-from sqlalchemy.exc import IntegrityError
 
 from hutong.config import Settings
 from hutong.core.clock import instant
 from hutong.core.errors import FhirError, Issue, bad_request
 from hutong.store.engine import begin_transaction, create_schema, dispose_engine, make_engine, write_gate
+from hutong.store.errors import translate
 from hutong.store.outbox import Outbox
 from hutong.store.records import Prepared, StoredResource, WriteResult, column_names, dumps
 from hutong.store.references import relative_references
@@ -143,16 +143,23 @@ class Store:
     # ------------------------------------------------------------------ transactions
     @contextmanager
     def write(self, tenant: str | None = None) -> Iterator[Tx]:
-        """A write transaction: commits at exit (buffers flushed, change events written), rolls back on error."""
-        with write_gate(self.engine), self.engine.connect() as conn:
-            try:
+        """A write transaction: commits at exit (buffers flushed, change events written), rolls back on error.
+
+        Database failures come out as the FHIR errors a client can act on (``hutong/store/errors.py``):
+        409 for a conflict with a concurrent write, 503 with Retry-After when the database is busy
+        or away."""
+        try:
+            with write_gate(self.engine), self.engine.connect() as conn:
                 with conn.begin():
                     begin_transaction(conn, write=True)
                     tx = Tx(self, conn, True, tenant or self.settings.default_tenant)
                     yield tx
                     tx.commit_buffers()
-            except IntegrityError as exc:
-                raise FhirError(409, "conflict", "the write conflicted with a concurrent change; retry") from exc
+        except Exception as exc:
+            mapped = translate(exc)
+            if mapped is None:
+                raise
+            raise mapped from exc
         if tx.events:
             self._notify()
 
@@ -163,15 +170,21 @@ class Store:
         ``snapshot=False`` is for single-statement reads (read by id): on PostgreSQL it runs in
         autocommit and saves the BEGIN and COMMIT round trips.
         """
-        with self.engine.connect() as conn:
-            if not snapshot:
-                if self.is_postgres:
-                    conn = conn.execution_options(isolation_level="AUTOCOMMIT")
-                yield Tx(self, conn, False, self.settings.default_tenant)  # SQLite: autocommit already
-                return
-            with conn.begin():
-                begin_transaction(conn, write=False)
-                yield Tx(self, conn, False, self.settings.default_tenant)
+        try:
+            with self.engine.connect() as conn:
+                if not snapshot:
+                    if self.is_postgres:
+                        conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+                    yield Tx(self, conn, False, self.settings.default_tenant)  # SQLite: autocommit already
+                    return
+                with conn.begin():
+                    begin_transaction(conn, write=False)
+                    yield Tx(self, conn, False, self.settings.default_tenant)
+        except Exception as exc:
+            mapped = translate(exc)
+            if mapped is None:
+                raise
+            raise mapped from exc
 
     # ------------------------------------------------------------------ one-shot helpers
     def create(self, resource: dict, **kwargs) -> WriteResult:

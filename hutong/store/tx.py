@@ -8,6 +8,7 @@ SQLite, ``COPY`` on PostgreSQL, which keeps Bundle ingest to a handful of round 
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
@@ -292,6 +293,25 @@ class Tx:
             *_history_scope(res_type, res_id, since_us))
         return int(self.conn.execute(stmt).scalar() or 0)
 
+    def serialize_criteria(self, res_type: str, query: str) -> None:
+        """Make conditional writes on the same criteria wait for each other (PostgreSQL): the search
+        and the insert of a conditional create are otherwise not atomic there, and ten concurrent
+        ``If-None-Exist`` requests could create ten resources. SQLite serialises writers already."""
+        if not self.store.is_postgres:
+            return
+        try:
+            params = sorted(parse_qsl(query, keep_blank_values=True))
+        except ValueError:
+            return  # the search itself reports the malformed criteria
+        self._advisory_lock(1, res_type + "?" + "&".join(f"{k}={v}" for k, v in params))
+
+    def _advisory_lock(self, space: int, key: str) -> None:
+        """A transaction-scoped PostgreSQL advisory lock on ``key`` within ``space`` (two-int form:
+        its keys never meet the outbox's one-bigint lock)."""
+        digest = int.from_bytes(hashlib.blake2b(key.encode(), digest_size=4).digest(), "big", signed=True)
+        self.flush()
+        self.conn.connection.dbapi_connection.execute("SELECT pg_advisory_xact_lock(%s, %s)", (space, digest))
+
     def search_ids(self, res_type: str, params: list[tuple[str, str]], limit: int | None = None) -> list[str]:
         """Ids of current resources matching FHIR search ``params`` (needs the search index)."""
         self.store.check_type(res_type)
@@ -385,6 +405,7 @@ class Tx:
         self.store.check_type(res_type)
         if if_none_exist:
             query = if_none_exist.split("?", 1)[1] if "?" in if_none_exist else if_none_exist
+            self.serialize_criteria(res_type, query)
             matches = self.search_query(res_type, query, limit=2)
             if len(matches) > 1:
                 raise precondition_failed(f"If-None-Exist criteria {if_none_exist!r} match more than one {res_type}")
@@ -434,6 +455,11 @@ class Tx:
         if body_id is not None and body_id != res_id:
             raise bad_request(f"resource id {str(body_id)[:80]!r} does not match the URL id {res_id!r}", "id")
         current = self.read(res_type, res_id, for_update=True)
+        if current is None and self.store.is_postgres and (res_type, res_id) not in self._new:
+            # Two transactions creating the same new id: the second waits here for the first to
+            # commit and then updates it, as on SQLite (whose writers are serialised anyway).
+            self._advisory_lock(2, f"{res_type}/{res_id}")
+            current = self.read(res_type, res_id, for_update=True)
         if if_match is not None:
             if current is None or current.deleted or current.version_id != if_match:
                 have = "none" if current is None or current.deleted else current.version_id
@@ -527,6 +553,7 @@ class Tx:
 
     def conditional_update(self, res_type: str, query: str, resource: dict, *, if_match: int | None = None):
         """PUT ``Type?criteria``: update the one match, create if none, 412 if several."""
+        self.serialize_criteria(res_type, query)
         matches = self.search_query(res_type, query, limit=2)
         if len(matches) > 1:
             raise precondition_failed(f"conditional update criteria match more than one {res_type}")
