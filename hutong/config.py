@@ -48,6 +48,8 @@ class Settings:
     conditional_delete_max: int = 1000
     #: Bulk Data export jobs and their files are deleted this many hours after the kick-off.
     export_retention_hours: int = 24
+    #: Triage: the department model file (empty: the one installed by ``hutong triage train``, else the shipped one).
+    triage_model: str = ""
     extra: dict = field(default_factory=dict)
 
     @property
