@@ -148,7 +148,7 @@ def _round(v: float | None, analyte: Analyte) -> float | None:
         return None
     digits = 2 if abs(v) < 10 else (1 if abs(v) < 100 else 0)
     r = round(v, digits)
-    return int(r) if digits == 0 else r
+    return int(r) if float(r).is_integer() else r
 
 
 def _flag(value: float, low: float | None, high: float | None, low_rule: str = ">=", high_rule: str = "<=") -> Flag:
@@ -215,7 +215,7 @@ def interpret_observation(obs: dict, person: Person, critical: dict[str, Critica
         return item
     item["analyte"] = analyte.key
     if value is None:
-        item["explanation"] = f"{analyte.name}{analyte.what}。结果“{sent or '无数值'}”不是数值，无法按参考区间判断。"
+        item["explanation"] = f"{analyte.name}：{analyte.what}。结果“{sent or '无数值'}”不是数值，无法按参考区间判断。"
         sent_flag = _sent_flag(obs)
         if sent_flag:
             item["flag"] = sent_flag
@@ -226,7 +226,7 @@ def interpret_observation(obs: dict, person: Person, critical: dict[str, Critica
     try:
         v = convert(value, unit_in, analyte.unit, analyte.molar_mass)
     except UnitError as exc:
-        item["explanation"] = (f"{analyte.name}{analyte.what}。结果的单位“{unit}”无法换算为参考单位 {analyte.unit}"
+        item["explanation"] = (f"{analyte.name}：{analyte.what}。结果的单位“{unit}”无法换算为参考单位 {analyte.unit}"
                                f"（{exc}），因此不作高低判断，请以化验单为准。")
         return item
     item["value"] = _round(v, analyte)
@@ -263,15 +263,16 @@ def _fmt(v) -> str:
 def _explain(a: Analyte, item: dict, nat: Interval | None, person: Person, lab: bool) -> str:
     iv = item["interval"]
     v, unit, flag = item["value"], item["unit"], item["flag"]
-    parts = [f"{a.name}{a.what}。"]
+    parts = [f"{a.name}：{a.what}。"]
     if iv is None:
         if person.age is not None and person.age < 18:
             parts.append(f"本次结果 {_fmt(v)} {unit}。{CHILD_NOTE}。")
         else:
             parts.append(f"本次结果 {_fmt(v)} {unit}，没有适用于此年龄或检测方法的国家参考区间，化验单也未给出参考范围，暂不作高低判断。")
         return "".join(parts)
+    below = "<" if (nat is not None and not lab and nat.high_rule == "<") else "≤"
     span = f"{_fmt(iv['low'])}~{_fmt(iv['high'])}" if iv["low"] is not None and iv["high"] is not None else (
-        f"≤{_fmt(iv['high'])}" if iv["high"] is not None else f"≥{_fmt(iv['low'])}")
+        f"{below}{_fmt(iv['high'])}" if iv["high"] is not None else f"≥{_fmt(iv['low'])}")
     where = "化验单上的参考范围" if lab else "参考区间"
     if flag == "normal":
         parts.append(f"本次结果 {_fmt(v)} {unit}，在{where}（{span} {unit}）内。")
