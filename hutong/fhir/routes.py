@@ -106,6 +106,15 @@ class Interaction:
         first = self.segments[0] if self.segments else ""
         return first if first[:1].isupper() else None
 
+    @property
+    def operation_type(self) -> str | None:
+        """The resource type an operation belongs to: the nearest type named before the ``$`` segment
+        (``Patient/{id}/Observation/$lastn`` → ``Observation``; ``Group/{id}/$export`` → ``Group``)."""
+        for seg in reversed(self.segments[:-1]):
+            if seg[:1].isupper():
+                return seg
+        return None
+
     def permission_for(self, params: dict[str, str]) -> str:
         """The permission with ``{type}`` filled in from the matched path."""
         perm = self.permission

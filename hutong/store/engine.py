@@ -33,7 +33,10 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
 
         @event.listens_for(engine, "connect")
         def _on_connect(dbapi_conn, _record):
-            # Let us emit BEGIN ourselves so writers take the lock up front (no upgrade deadlocks).
+            # The driver issues no BEGIN of its own: the store emits BEGIN IMMEDIATE for writes (the lock
+            # taken up front, no upgrade deadlocks) and BEGIN for snapshot reads (``begin_transaction``).
+            # No "begin" connection event does it, because any connection event listener makes
+            # SQLAlchemy dispatch events around every statement (about 90 µs each).
             dbapi_conn.isolation_level = None
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
@@ -41,21 +44,69 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
             cur.execute("PRAGMA busy_timeout=60000")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA cache_size=-32768")
-            # Checkpoint every ~64 MB of WAL instead of 4 MB: index pages rewritten by many
-            # transactions are then copied back once, not once per transaction.
-            cur.execute("PRAGMA wal_autocheckpoint=16384")
+            # No checkpoint inside a commit: it would run while the committing writer holds the write
+            # gate, and every other writer (and every health-card scan) would wait for a 64 MB copy.
+            # The ``Checkpointer`` thread does it outside the gate instead.
+            cur.execute("PRAGMA wal_autocheckpoint=0")
             cur.close()
-
-        @event.listens_for(engine, "begin")
-        def _on_begin(conn):
-            conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.info.get("write") else "BEGIN")
 
         if path and path != ":memory:":
             engine.hutong_write_gate = WriteGate(path + ".writelock")
+            engine.hutong_checkpointer = Checkpointer(path)
+            engine.hutong_checkpointer.start()
         return engine
     # No pre-ping: it costs a round trip per checkout on the read path; stale connections are
     # recycled instead and a failed request is retried by the client.
     return create_engine(url, echo=echo, pool_size=10, max_overflow=20, pool_recycle=1800)
+
+
+class Checkpointer:
+    """Copies the SQLite write-ahead log back into the database from a thread of its own, outside
+    the write gate: ``PRAGMA wal_checkpoint(PASSIVE)`` every half second (it never blocks readers or
+    writers; what a long-running reader still needs is copied at a later round)."""
+
+    INTERVAL_S = 0.5
+
+    def __init__(self, path: str):
+        self.path = path
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="hutong-wal-checkpoint", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.ident is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        import sqlite3
+
+        conn = None
+        try:
+            while not self._stop.wait(self.INTERVAL_S):
+                try:
+                    if conn is None:
+                        if not os.path.exists(self.path):
+                            continue
+                        conn = sqlite3.connect(self.path, timeout=1, check_same_thread=False, isolation_level=None)
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                except sqlite3.Error:
+                    if conn is not None:
+                        conn.close()
+                    conn = None  # the file went away or is busy: try again next round
+        finally:
+            if conn is not None:
+                conn.close()
+
+
+def dispose_engine(engine: Engine) -> None:
+    """Close the engine's connections and stop its checkpoint thread."""
+    checkpointer = getattr(engine, "hutong_checkpointer", None)
+    if checkpointer is not None:
+        checkpointer.stop()
+    engine.dispose()
 
 
 class WriteGate:
@@ -96,6 +147,16 @@ class WriteGate:
         self._lock.release()
 
 
+def begin_transaction(conn, write: bool) -> None:
+    """Start the database transaction of ``conn`` (inside ``conn.begin()``): SQLite's driver runs in
+    autocommit mode, so the store says BEGIN itself; PostgreSQL's driver begins implicitly.
+
+    Code outside the store must use ``Store.write()``/``Store.read()``: a bare ``engine.connect()``
+    with ``conn.begin()`` is not a transaction on SQLite."""
+    if conn.dialect.name == "sqlite":
+        conn.connection.dbapi_connection.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
 def write_gate(engine: Engine):
     """The engine's ``WriteGate`` (SQLite files), or a no-op context (PostgreSQL, in-memory)."""
     gate = getattr(engine, "hutong_write_gate", None)
@@ -108,8 +169,8 @@ def create_schema(engine: Engine, tables: Sequence[Table] = ()) -> None:
     wanted = list(schema.CORE_TABLES) + [t for t in tables if t not in schema.CORE_TABLES]
     schema.metadata.create_all(engine, tables=wanted, checkfirst=True)
     with engine.connect() as conn:
-        conn.info["write"] = True
         with conn.begin():
+            begin_transaction(conn, write=True)
             have = conn.execute(
                 select(schema.schema_version.c.version).where(schema.schema_version.c.component == "core")
             ).scalar()

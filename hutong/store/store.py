@@ -20,7 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from hutong.config import Settings
 from hutong.core.clock import instant
 from hutong.core.errors import FhirError, Issue, bad_request
-from hutong.store.engine import create_schema, make_engine, write_gate
+from hutong.store.engine import begin_transaction, create_schema, dispose_engine, make_engine, write_gate
 from hutong.store.outbox import Outbox
 from hutong.store.records import Prepared, StoredResource, WriteResult, column_names, dumps
 from hutong.store.references import relative_references
@@ -91,7 +91,7 @@ class Store:
                    referential_integrity=referential_integrity)
 
     def close(self) -> None:
-        self.engine.dispose()
+        dispose_engine(self.engine)
 
     # ------------------------------------------------------------------ types
     def known_types(self) -> frozenset[str]:
@@ -145,16 +145,14 @@ class Store:
     def write(self, tenant: str | None = None) -> Iterator[Tx]:
         """A write transaction: commits at exit (buffers flushed, change events written), rolls back on error."""
         with write_gate(self.engine), self.engine.connect() as conn:
-            conn.info["write"] = True
             try:
                 with conn.begin():
+                    begin_transaction(conn, write=True)
                     tx = Tx(self, conn, True, tenant or self.settings.default_tenant)
                     yield tx
                     tx.commit_buffers()
             except IntegrityError as exc:
                 raise FhirError(409, "conflict", "the write conflicted with a concurrent change; retry") from exc
-            finally:
-                conn.info["write"] = False
         if tx.events:
             self._notify()
 
@@ -166,11 +164,13 @@ class Store:
         autocommit and saves the BEGIN and COMMIT round trips.
         """
         with self.engine.connect() as conn:
-            if not snapshot and self.is_postgres:
-                conn = conn.execution_options(isolation_level="AUTOCOMMIT")
-                yield Tx(self, conn, False, self.settings.default_tenant)
+            if not snapshot:
+                if self.is_postgres:
+                    conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+                yield Tx(self, conn, False, self.settings.default_tenant)  # SQLite: autocommit already
                 return
             with conn.begin():
+                begin_transaction(conn, write=False)
                 yield Tx(self, conn, False, self.settings.default_tenant)
 
     # ------------------------------------------------------------------ one-shot helpers
