@@ -37,7 +37,7 @@ def test_rows_of_one_item_do_not_overlap():
         seen.setdefault((row.key, row.sex, row.method), []).append(row)
     for key, rows in seen.items():
         spans = sorted((r.age_min or 0, r.age_max or 200) for r in rows)
-        for (a0, a1), (b0, _b1) in zip(spans, spans[1:], strict=False):
+        for (_a0, a1), (b0, _b1) in zip(spans, spans[1:], strict=False):
             assert a1 <= b0, f"overlapping age bands for {key}"
 
 
