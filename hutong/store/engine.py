@@ -167,6 +167,13 @@ def create_schema(engine: Engine, tables: Sequence[Table] = ()) -> None:
     """Create the core tables and ``tables`` (the capabilities') where missing, and record schema
     versions (idempotent)."""
     wanted = list(schema.CORE_TABLES) + [t for t in tables if t not in schema.CORE_TABLES]
+    # Under the write gate: worker processes starting together on a new SQLite file would otherwise
+    # race on the journal-mode switch and the first CREATE TABLEs ("database is locked").
+    with write_gate(engine):
+        _create(engine, wanted)
+
+
+def _create(engine: Engine, wanted: list[Table]) -> None:
     schema.metadata.create_all(engine, tables=wanted, checkfirst=True)
     with engine.connect() as conn:
         with conn.begin():
