@@ -48,6 +48,14 @@ class Settings:
     conditional_delete_max: int = 1000
     #: Bulk Data export jobs and their files are deleted this many hours after the kick-off.
     export_retention_hours: int = 24
+    #: Triage: the department model file (empty: the one installed by ``hutong triage train``, else the shipped one).
+    triage_model: str = ""
+    #: Report reading: minutes a doctor has to acknowledge a critical value before it escalates.
+    reportread_ack_minutes: int = 15
+    #: Report reading: an institution's own critical-value table (CSV: key,low,high,unit,note); empty: the shipped one.
+    reportread_critical_table: str = ""
+    #: Report reading: seconds between checks for overdue critical values in a running node (0: off).
+    reportread_escalation_seconds: int = 30
     extra: dict = field(default_factory=dict)
 
     @property
