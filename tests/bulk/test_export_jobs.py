@@ -15,7 +15,7 @@ from tests.conftest import LiveServer
 
 
 def _seed(store):
-    for i in range(3):
+    for _ in range(3):
         pid = store.create({"resourceType": "Patient", "name": [{"family": "钱"}]}).stored.res_id
         store.create({"resourceType": "Observation", "status": "final", "code": {"text": "t"},
                       "subject": {"reference": f"Patient/{pid}"}})
