@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import typer
@@ -36,8 +35,10 @@ def serve(
 
     import uvicorn
 
+    from hutong.api.logs import configure_logging
+
     settings = settings_from(data_dir, database_url, host=host, port=port)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging()
     if workers > 1:
         # Schema and demo set-up in a child process: the supervisor then stays small (it only
         # watches the workers) instead of keeping the validator and indexes it loaded.

@@ -48,6 +48,12 @@ class Settings:
     conditional_delete_max: int = 1000
     #: Bulk Data export jobs and their files are deleted this many hours after the kick-off.
     export_retention_hours: int = 24
+    #: A write waits at most this long for the write lock; then 503 with Retry-After.
+    db_lock_timeout_s: float = 10.0
+    #: A PostgreSQL statement runs at most this long (reads page in chunks far below it).
+    db_statement_timeout_s: float = 60.0
+    #: Requests waiting for a database thread beyond this many get 503 at once (overload).
+    max_waiting_requests: int = 200
     #: Triage: the department model file (empty: the one installed by ``hutong triage train``, else the shipped one).
     triage_model: str = ""
     #: Report reading: minutes a doctor has to acknowledge a critical value before it escalates.
@@ -78,6 +84,8 @@ def _coerce(value: str, typ: type):
         return value.strip().lower() in {"1", "true", "yes", "on"}
     if typ is int or typ == "int":
         return int(value)
+    if typ is float or typ == "float":
+        return float(value)
     if typ is Path or typ == "Path":
         return Path(value)
     return value

@@ -5,6 +5,7 @@ from __future__ import annotations
 import fcntl
 import os
 import threading
+import time
 from collections.abc import Sequence
 from contextlib import nullcontext
 from pathlib import Path
@@ -17,8 +18,13 @@ from hutong.store import schema
 CORE_SCHEMA_VERSION = 1
 
 
-def make_engine(url: str, *, echo: bool = False) -> Engine:
-    """An engine for ``url`` tuned for the store (SQLite WAL + explicit write locks, or PostgreSQL)."""
+def make_engine(url: str, *, echo: bool = False, lock_timeout_s: float = 10.0,
+                statement_timeout_s: float = 60.0) -> Engine:
+    """An engine for ``url`` tuned for the store (SQLite WAL + explicit write locks, or PostgreSQL).
+
+    Waits are bounded: a writer waits at most ``lock_timeout_s`` for the write lock (SQLite's write
+    gate, PostgreSQL's ``lock_timeout``) and a statement runs at most ``statement_timeout_s``
+    (PostgreSQL); past that the request is answered 503 with Retry-After instead of queueing."""
     if url.startswith("sqlite"):
         path = url.split("///", 1)[1] if "///" in url else ""
         if path and path != ":memory:":
@@ -26,7 +32,7 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
         engine = create_engine(
             url,
             echo=echo,
-            connect_args={"check_same_thread": False, "timeout": 60},
+            connect_args={"check_same_thread": False, "timeout": lock_timeout_s},
             pool_size=8,
             max_overflow=16,
         )
@@ -41,7 +47,7 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=NORMAL")
-            cur.execute("PRAGMA busy_timeout=60000")
+            cur.execute(f"PRAGMA busy_timeout={int(lock_timeout_s * 1000)}")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA cache_size=-32768")
             # No checkpoint inside a commit: it would run while the committing writer holds the write
@@ -51,13 +57,24 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
             cur.close()
 
         if path and path != ":memory:":
-            engine.hutong_write_gate = WriteGate(path + ".writelock")
+            engine.hutong_write_gate = WriteGate(path + ".writelock", lock_timeout_s)
             engine.hutong_checkpointer = Checkpointer(path)
             engine.hutong_checkpointer.start()
         return engine
-    # No pre-ping: it costs a round trip per checkout on the read path; stale connections are
-    # recycled instead and a failed request is retried by the client.
-    return create_engine(url, echo=echo, pool_size=10, max_overflow=20, pool_recycle=1800)
+    # No pre-ping: it costs a round trip per checkout on the read path. A connection found dead is
+    # invalidated with the rest of the pool; the request gets 503 and a read is retried once
+    # (``hutong/fhir/rest.py:perform``). A checkout waits at most 5 s for a free connection.
+    engine = create_engine(url, echo=echo, pool_size=10, max_overflow=20, pool_recycle=1800, pool_timeout=5)
+
+    @event.listens_for(engine, "connect")
+    def _on_pg_connect(dbapi_conn, _record):
+        with dbapi_conn.cursor() as cur:
+            cur.execute(f"SET lock_timeout = {int(lock_timeout_s * 1000)}")
+            cur.execute(f"SET statement_timeout = {int(statement_timeout_s * 1000)}")
+            cur.execute(f"SET idle_in_transaction_session_timeout = {int(max(statement_timeout_s, 60) * 1000)}")
+        dbapi_conn.commit()
+
+    return engine
 
 
 class Checkpointer:
@@ -109,6 +126,13 @@ def dispose_engine(engine: Engine) -> None:
     engine.dispose()
 
 
+class GateTimeout(Exception):
+    """The write lock was not free within the configured time (answered 503)."""
+
+    def __init__(self, seconds: float):
+        super().__init__(f"the write lock was not free within {seconds:g} s")
+
+
 class WriteGate:
     """Queue SQLite writers (threads and worker processes) on an exclusive ``flock`` of a lock
     file beside the database.
@@ -119,26 +143,43 @@ class WriteGate:
     own locking still guards the data; this only decides who waits how.
     """
 
-    def __init__(self, path: str):
+    def __init__(self, path: str, timeout_s: float = 10.0):
         self.path = path
+        self.timeout_s = timeout_s
         self._lock = threading.RLock()
         self._depth = 0
         self._fd: int | None = None
         self._pid = 0
 
     def __enter__(self):
-        self._lock.acquire()
+        deadline = time.monotonic() + self.timeout_s
+        if not self._lock.acquire(timeout=self.timeout_s):
+            raise GateTimeout(self.timeout_s)
         try:
             if self._depth == 0:
                 if self._fd is None or self._pid != os.getpid():  # a forked child needs its own file
                     self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
                     self._pid = os.getpid()
-                fcntl.flock(self._fd, fcntl.LOCK_EX)
+                self._flock(deadline)
             self._depth += 1
         except BaseException:
             self._lock.release()
             raise
         return self
+
+    def _flock(self, deadline: float) -> None:
+        """Take the file lock by the deadline: blocking flock cannot time out, so after a first
+        try the wait polls in steps growing from 0.2 to 2 ms (writers hold it for milliseconds)."""
+        step = 0.0002
+        while True:
+            try:
+                fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise GateTimeout(self.timeout_s) from None
+                time.sleep(step)
+                step = min(step * 1.5, 0.002)
 
     def __exit__(self, *exc):
         self._depth -= 1

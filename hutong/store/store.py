@@ -20,11 +20,22 @@ from hutong.config import Settings
 from hutong.core.clock import instant
 from hutong.core.errors import FhirError, Issue, bad_request
 from hutong.store.engine import begin_transaction, create_schema, dispose_engine, make_engine, write_gate
-from hutong.store.errors import translate
+from hutong.store.errors import connection_lost, translate
 from hutong.store.outbox import Outbox
 from hutong.store.records import Prepared, StoredResource, WriteResult, column_names, dumps
 from hutong.store.references import relative_references
 from hutong.store.tx import Tx, _source
+
+
+def _invalidate_if_lost(conn, exc: BaseException) -> None:
+    """Statements sent straight to the driver bypass SQLAlchemy's disconnect detection: when one
+    finds the connection dead, invalidate it so the pool does not hand it out again."""
+    mapped = translate(exc)
+    if mapped is not None and connection_lost(mapped) and not conn.invalidated:
+        conn.invalidate(exc)
+        # The database went away: every pooled connection is as dead as this one. A fresh pool
+        # (the old connections are dropped as they come back) spares the next requests the same error.
+        conn.engine.dispose(close=False)
 
 
 class Validator(Protocol):
@@ -85,7 +96,8 @@ class Store:
              tables: Sequence = (), referential_integrity: bool = True) -> Store:
         """Connect to the configured database and create or migrate the schema (the core tables and
         ``tables``, the capabilities' own)."""
-        engine = make_engine(settings.sqlalchemy_url)
+        engine = make_engine(settings.sqlalchemy_url, lock_timeout_s=settings.db_lock_timeout_s,
+                             statement_timeout_s=settings.db_statement_timeout_s)
         create_schema(engine, tables)
         return cls(engine, settings=settings, validator=validator, index=index, resource_types=resource_types,
                    referential_integrity=referential_integrity)
@@ -150,11 +162,15 @@ class Store:
         or away."""
         try:
             with write_gate(self.engine), self.engine.connect() as conn:
-                with conn.begin():
-                    begin_transaction(conn, write=True)
-                    tx = Tx(self, conn, True, tenant or self.settings.default_tenant)
-                    yield tx
-                    tx.commit_buffers()
+                try:
+                    with conn.begin():
+                        begin_transaction(conn, write=True)
+                        tx = Tx(self, conn, True, tenant or self.settings.default_tenant)
+                        yield tx
+                        tx.commit_buffers()
+                except Exception as exc:
+                    _invalidate_if_lost(conn, exc)
+                    raise
         except Exception as exc:
             mapped = translate(exc)
             if mapped is None:
@@ -172,14 +188,18 @@ class Store:
         """
         try:
             with self.engine.connect() as conn:
-                if not snapshot:
-                    if self.is_postgres:
-                        conn = conn.execution_options(isolation_level="AUTOCOMMIT")
-                    yield Tx(self, conn, False, self.settings.default_tenant)  # SQLite: autocommit already
-                    return
-                with conn.begin():
-                    begin_transaction(conn, write=False)
-                    yield Tx(self, conn, False, self.settings.default_tenant)
+                try:
+                    if not snapshot:
+                        if self.is_postgres:
+                            conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+                        yield Tx(self, conn, False, self.settings.default_tenant)  # SQLite: autocommit already
+                        return
+                    with conn.begin():
+                        begin_transaction(conn, write=False)
+                        yield Tx(self, conn, False, self.settings.default_tenant)
+                except Exception as exc:
+                    _invalidate_if_lost(conn, exc)
+                    raise
         except Exception as exc:
             mapped = translate(exc)
             if mapped is None:
