@@ -23,8 +23,10 @@ class Settings:
     port: int = 8080
     #: Tenant that writes without an explicit tenant belong to (the province node).
     default_tenant: str = "22"
-    #: Largest request body accepted, in bytes.
+    #: Largest request body accepted on any route, in bytes (Bundles, documents).
     max_body_bytes: int = 64 * 1024 * 1024
+    #: Largest single resource sent as JSON (create, update, patch), in bytes.
+    max_resource_bytes: int = 16 * 1024 * 1024
     #: Default and largest page size for searches and history.
     default_count: int = 50
     max_count: int = 1000

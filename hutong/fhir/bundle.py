@@ -21,6 +21,7 @@ from hutong.core.caller import Caller
 from hutong.core.clock import now_us
 from hutong.core.errors import FhirError, Issue, bad_request, operation_outcome
 from hutong.core.ids import new_id as new_id_
+from hutong.core.memory import release_memory
 from hutong.fhir.rest import FhirRequest, FhirResult, core_routes, perform, resource_result
 from hutong.fhir.routes import Call, RouteTable
 from hutong.store.errors import translate
@@ -151,24 +152,6 @@ def receive_bundle(call: Call) -> dict:
             release_memory()
 
 
-def release_memory() -> None:
-    """Hand the heap freed by a large Bundle back to the operating system (glibc keeps it in its
-    arenas otherwise, and a worker's RSS would ratchet up to its largest Bundle and stay there)."""
-    if _MALLOC_TRIM is not None:
-        _MALLOC_TRIM(0)
-
-
-def _find_malloc_trim():
-    import ctypes
-    import ctypes.util
-
-    try:
-        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
-    except (OSError, AttributeError):  # not glibc
-        return None
-
-
-_MALLOC_TRIM = _find_malloc_trim()
 
 
 def _entry_response(result: FhirResult, representation: bool, base_url: str) -> dict:

@@ -82,6 +82,9 @@ class Interaction:
     definition: str | None = None
     #: Allowed as a Bundle entry (needs a transaction kind that a Bundle's own transaction covers).
     in_bundle: bool = True
+    #: Largest body accepted (bytes); None: ``HUTONG_MAX_RESOURCE_BYTES`` for a JSON resource, the
+    #: node's ceiling ``HUTONG_MAX_BODY_BYTES`` for raw bodies (Bundles, documents).
+    max_body: int | None = None
     #: The capability that declared it.
     capability: str = "fhir"
     segments: tuple[str, ...] = field(init=False, repr=False, compare=False)

@@ -11,6 +11,7 @@ from contextlib import nullcontext
 from pathlib import Path
 
 from sqlalchemy import Engine, Table, create_engine, event, insert, select
+from sqlalchemy.exc import DBAPIError
 
 from hutong.store import schema
 
@@ -29,6 +30,7 @@ def make_engine(url: str, *, echo: bool = False, lock_timeout_s: float = 10.0,
         path = url.split("///", 1)[1] if "///" in url else ""
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
+            check_sqlite_file(Path(path))
         engine = create_engine(
             url,
             echo=echo,
@@ -126,6 +128,70 @@ def dispose_engine(engine: Engine) -> None:
     engine.dispose()
 
 
+class StoreUnusable(RuntimeError):
+    """The database exists but cannot be this node's store (empty, corrupted, someone else's)."""
+
+
+RESTORE_HINT = ("Stop every Hutong process on it, move the file aside and restore the last backup "
+                "(docs/operations.md, 'Restore'); do not start on an empty file in its place unless "
+                "you mean to start over.")
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+def check_sqlite_file(path: Path) -> None:
+    """Refuse a file that exists but is not a SQLite database (a zero-byte file, a truncated or
+    overwritten one): SQLite would silently treat the first as a new, empty store."""
+    if not path.exists():
+        return
+    size = path.stat().st_size
+    if size == 0:
+        raise StoreUnusable(f"{path} exists but is empty (0 bytes): not a Hutong database. {RESTORE_HINT}")
+    with open(path, "rb") as fh:
+        head = fh.read(100)
+    if not head.startswith(_SQLITE_MAGIC):
+        raise StoreUnusable(f"{path} is not a SQLite database (its header is wrong). {RESTORE_HINT}")
+    page = int.from_bytes(head[16:18], "big") or 65536
+    if size % page:
+        raise StoreUnusable(f"{path} is truncated ({size:,} bytes is not a whole number of {page}-byte pages). "
+                            f"{RESTORE_HINT}")
+
+
+#: Up to this size the start-up check reads the whole database (``PRAGMA quick_check``); above it,
+#: only the schema and both ends of the main tables (a full check of a large store takes minutes).
+FULL_CHECK_BYTES = 256 * 1024 * 1024
+
+
+def check_integrity(engine: Engine) -> None:
+    """The start-up check of an existing SQLite store (see ``FULL_CHECK_BYTES``)."""
+    if engine.dialect.name != "sqlite":
+        return
+    path = engine.url.database
+    if not path or path == ":memory:" or not Path(path).exists():
+        return
+    import sqlite3
+
+    try:
+        with engine.connect() as conn:
+            raw = conn.connection.dbapi_connection
+            tables = {r[0] for r in raw.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            if tables and "schema_version" not in tables:
+                raise StoreUnusable(f"{path} is a SQLite database but not a Hutong store "
+                                    f"(it has tables {', '.join(sorted(tables)[:5])} and no schema_version). "
+                                    f"{RESTORE_HINT}")
+            if Path(path).stat().st_size <= FULL_CHECK_BYTES:
+                problems = [r[0] for r in raw.execute("PRAGMA quick_check(5)")]
+                if problems != ["ok"]:
+                    raise StoreUnusable(f"{path} is damaged: {'; '.join(problems)[:500]}. {RESTORE_HINT}")
+            else:
+                for table in ("resource", "resource_version", "change_event"):
+                    if table in tables:
+                        raw.execute(f"SELECT * FROM {table} ORDER BY rowid LIMIT 1").fetchall()
+                        raw.execute(f"SELECT * FROM {table} ORDER BY rowid DESC LIMIT 1").fetchall()
+    except (sqlite3.DatabaseError, DBAPIError) as exc:
+        raise StoreUnusable(f"{path} cannot be read as a database ({getattr(exc, 'orig', exc)}). "
+                            f"{RESTORE_HINT}") from exc
+
+
 class GateTimeout(Exception):
     """The write lock was not free within the configured time (answered 503)."""
 
@@ -211,6 +277,7 @@ def create_schema(engine: Engine, tables: Sequence[Table] = ()) -> None:
     # Under the write gate: worker processes starting together on a new SQLite file would otherwise
     # race on the journal-mode switch and the first CREATE TABLEs ("database is locked").
     with write_gate(engine):
+        check_integrity(engine)
         _create(engine, wanted)
 
 
