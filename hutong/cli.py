@@ -8,6 +8,9 @@ import typer
 
 from hutong.config import load_settings
 
+#: uvicorn's HTTP protocol with read deadlines and a per-client connection limit.
+GUARDED_PROTOCOL = "hutong.api.protocol:GuardedHttpToolsProtocol"
+
 app = typer.Typer(help="Hutong (互通): regional health information platform on FHIR R4.", no_args_is_help=True)
 
 
@@ -58,11 +61,12 @@ def serve(
         if settings.database_url:
             os.environ["HUTONG_DATABASE_URL"] = settings.database_url
         uvicorn.run("hutong.api.asgi:app", host=settings.host, port=settings.port, workers=workers,
-                    log_level=log_level, access_log=False)
+                    log_level=log_level, access_log=False, http=GUARDED_PROTOCOL)
     else:
         from hutong.api.app import create_app
 
-        uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=log_level, access_log=False)
+        uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=log_level, access_log=False,
+                    http=GUARDED_PROTOCOL)
 
 
 def _prepare_store(settings, demo: bool) -> None:

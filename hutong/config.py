@@ -56,6 +56,12 @@ class Settings:
     db_statement_timeout_s: float = 60.0
     #: Requests waiting for a database thread beyond this many get 503 at once (overload).
     max_waiting_requests: int = 200
+    #: A request's headers must arrive within this many seconds of its first byte (slow clients).
+    header_timeout_s: float = 10.0
+    #: A request's body must arrive within this many seconds of its headers.
+    body_timeout_s: float = 120.0
+    #: Connections one client address may hold open per worker process.
+    max_connections_per_client: int = 256
     #: Triage: the department model file (empty: the one installed by ``hutong triage train``, else the shipped one).
     triage_model: str = ""
     #: Report reading: minutes a doctor has to acknowledge a critical value before it escalates.

@@ -40,7 +40,8 @@ def start(settings, port: int, workers: int, log, **extra) -> subprocess.Popen:
     Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
     proc = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "hutong.api.asgi:app", "--host", "127.0.0.1", "--port", str(port),
-         "--workers", str(workers), "--log-level", "warning", "--no-access-log"],
+         "--workers", str(workers), "--log-level", "warning", "--no-access-log",
+         "--http", "hutong.api.protocol:GuardedHttpToolsProtocol"],
         env=server_env(settings, **extra), cwd=REPO, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     wait_ready(f"http://127.0.0.1:{port}", proc)
     return proc

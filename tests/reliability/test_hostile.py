@@ -106,3 +106,49 @@ def test_a_good_database_reopens(tmp_path):
     node_store(settings).close()
     shutil.copy(tmp_path / "data" / "hutong.db", tmp_path / "copy.db")
     node_store(settings).close()
+
+
+def _slow_client(port: int, payload: bytes):
+    import socket
+
+    s = socket.create_connection(("127.0.0.1", port))
+    s.sendall(payload)
+    return s
+
+
+def _closed(sock, within: float) -> bool:
+    import time
+
+    sock.settimeout(within)
+    deadline = time.time() + within
+    try:
+        while time.time() < deadline:
+            data = sock.recv(4096)
+            if data == b"":
+                return True
+    except (TimeoutError, OSError):
+        return False
+    return False
+
+
+@pytest.mark.slow
+def test_slow_clients_are_cut_off_and_one_address_cannot_take_every_connection(tmp_path):
+    from tests.reliability.conftest import server_process
+
+    settings = _settings(tmp_path)
+    node_store(settings).close()
+    with server_process(settings, workers=1, HUTONG_HEADER_TIMEOUT_S=1, HUTONG_BODY_TIMEOUT_S=1,
+                        HUTONG_MAX_CONNECTIONS_PER_CLIENT=20) as (base, _proc):
+        port = int(base.rsplit(":", 1)[1])
+        # Headers that never finish, and a body that never comes.
+        slow_head = [_slow_client(port, b"GET /health HTTP/1.1\r\nHost: x\r\n") for _ in range(8)]
+        slow_body = [_slow_client(port, b"POST /fhir/Patient HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                                  b"Content-Length: 1000\r\n\r\n{") for _ in range(8)]
+        assert all(_closed(s, 5) for s in slow_head + slow_body)
+        # An address holding its limit: the next connection is refused, the server still answers.
+        held = [_slow_client(port, b"") for _ in range(20)]
+        extra = _slow_client(port, b"")
+        assert b"503" in extra.recv(4096)
+        for s in held:
+            s.close()
+        assert httpx.get(base + "/health").status_code == 200
