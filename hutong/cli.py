@@ -69,6 +69,44 @@ def serve(
                     http=GUARDED_PROTOCOL)
 
 
+@app.command()
+def backup(
+    to: Path = typer.Option(..., "--to", help="File to write (SQLite: a database file; PostgreSQL: a pg_dump archive)"),
+    data_dir: Path = typer.Option(None, "--data-dir"),
+    database_url: str = typer.Option(None, "--database-url"),
+):
+    """Write a consistent backup of the store (online: the node may keep serving)."""
+    from hutong.store.backup import BackupError
+    from hutong.store.backup import backup as do_backup
+
+    try:
+        out = do_backup(settings_from(data_dir, database_url), to)
+    except BackupError as exc:
+        typer.echo(f"backup failed: {exc}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"backup written to {out} ({out.stat().st_size:,} bytes). Keep the card key-encryption key "
+               "(HUTONG_CARD_KEK or the data folder's card-kek) with it, as a secret.")
+
+
+@app.command()
+def restore(
+    from_: Path = typer.Option(..., "--from", help="A file written by hutong backup"),
+    data_dir: Path = typer.Option(None, "--data-dir"),
+    database_url: str = typer.Option(None, "--database-url"),
+    force: bool = typer.Option(False, "--force", help="Replace an existing store"),
+):
+    """Restore a backup as the store (stop every node on it first)."""
+    from hutong.store.backup import BackupError
+    from hutong.store.backup import restore as do_restore
+
+    try:
+        do_restore(settings_from(data_dir, database_url), from_, force=force)
+    except BackupError as exc:
+        typer.echo(f"restore failed: {exc}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo("restored; start the node to check it (it verifies the database at start-up)")
+
+
 def _prepare_store(settings, demo: bool) -> None:
     """Create or migrate the schema and, when asked, load the demo province."""
     from hutong.api.app import node_store
