@@ -48,6 +48,9 @@ class Settings:
     conditional_delete_max: int = 1000
     #: Bulk Data export jobs and their files are deleted this many hours after the kick-off.
     export_retention_hours: int = 24
+    #: Web layer: root secret for signed cookies and workstation-launch keys (empty: a random one kept in
+    #: the database, shared by every worker and node on it).
+    web_secret: str = ""
     extra: dict = field(default_factory=dict)
 
     @property

@@ -43,12 +43,13 @@ from hutong.search.capability import CAPABILITY as SEARCH
 from hutong.sim.capability import CAPABILITY as SIM
 from hutong.stats.capability import CAPABILITY as STATS
 from hutong.store import Store
+from hutong.web.capability import CAPABILITY as WEB
 
 log = logging.getLogger("hutong.api")
 
 #: The capabilities of a node, in order: each one's routes, operations, consumers, pages, commands
 #: and start-up work come from its entry here and nowhere else.
-CAPABILITIES: list[Capability] = [SEARCH, BULK, MPI, CARD, STATS, SIM]
+CAPABILITIES: list[Capability] = [SEARCH, BULK, MPI, CARD, STATS, SIM, WEB]
 
 _STATIC = Path(__file__).resolve().parent / "static"
 _ASSETS = {
