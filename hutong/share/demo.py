@@ -1,0 +1,210 @@
+"""A demo resident seen at three hospitals (王丽华): the shared record's worked example.
+
+``load_demo(store)`` writes three institutions, one Patient record at each (same resident ID, each with its
+own record number), their encounters, diagnoses, allergy, prescriptions, lab results (one result sent by
+two institutions; two results of the same test on the same day with different values), an imaging study
+with a PACS endpoint, and runs the patient index so the three records are one person. Tests, benchmarks
+and ``hutong share demo`` use it; ``extra_resources`` pads the record to a given size for timing.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+
+from hutong.china.ids import make_resident_id
+from hutong.core.clock import SHANGHAI
+
+RID_SYSTEM = "urn:oid:2.16.156.10011.1.3"
+LOINC = "http://loinc.org"
+ICD10 = "http://hl7.org/fhir/sid/icd-10"
+V3_INTERP = "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation"
+OBS_CAT = "http://terminology.hl7.org/CodeSystem/observation-category"
+
+HOSPITALS = {
+    "demo-h1": "长春市第一医院",
+    "demo-h2": "吉林市中心医院",
+    "demo-h3": "四平市人民医院",
+}
+RECORDS = {"demo-h1": "demo-p1", "demo-h2": "demo-p2", "demo-h3": "demo-p3"}
+RESIDENT_ID = make_resident_id("220102", date(1968, 4, 12), 23, "female")
+PHONE = "13804310000"
+
+
+def _t(y, m, d, hh=9, mm=0) -> str:
+    return datetime(y, m, d, hh, mm, tzinfo=SHANGHAI).isoformat()
+
+
+def _meta(org: str) -> dict:
+    return {"source": f"urn:hutong:org:{org}"}
+
+
+def patient(org: str, pid: str, mrn: str) -> dict:
+    return {
+        "resourceType": "Patient", "id": pid, "meta": _meta(org),
+        "identifier": [
+            {"use": "usual", "type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0203", "code": "MR"}]},
+             "system": f"urn:hutong:mrn:{org}", "value": mrn},
+            {"use": "official", "type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0203",
+                                                     "code": "NNCHN"}]}, "system": RID_SYSTEM, "value": RESIDENT_ID},
+        ],
+        "active": True,
+        "name": [{"use": "official", "text": "王丽华", "family": "王", "given": ["丽华"]}],
+        "telecom": [{"system": "phone", "value": PHONE, "use": "mobile"}],
+        "gender": "female", "birthDate": "1968-04-12",
+        "address": [{"use": "home", "text": "吉林省长春市南关区人民大街100号", "city": "长春市", "district": "南关区",
+                     "state": "吉林省"}],
+        "managingOrganization": {"reference": f"Organization/{org}"},
+    }
+
+
+def encounter(org: str, eid: str, pid: str, start: str, cls: str, dx: tuple[str, str], days: int = 0) -> dict:
+    end = datetime.fromisoformat(start) + (timedelta(days=days) if days else timedelta(minutes=30))
+    return {
+        "resourceType": "Encounter", "id": eid, "meta": _meta(org), "status": "finished",
+        "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": cls},
+        "subject": {"reference": f"Patient/{pid}"},
+        "period": {"start": start, "end": end.isoformat()},
+        "reasonCode": [{"coding": [{"system": ICD10, "code": dx[0], "display": dx[1]}], "text": dx[1]}],
+        "serviceProvider": {"reference": f"Organization/{org}"},
+    }
+
+
+def condition(org: str, cid: str, pid: str, eid: str, dx: tuple[str, str], when: str) -> dict:
+    return {
+        "resourceType": "Condition", "id": cid, "meta": _meta(org),
+        "clinicalStatus": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-clinical",
+                                       "code": "active"}]},
+        "code": {"coding": [{"system": ICD10, "code": dx[0], "display": dx[1]}], "text": dx[1]},
+        "subject": {"reference": f"Patient/{pid}"}, "encounter": {"reference": f"Encounter/{eid}"},
+        "recordedDate": when,
+    }
+
+
+LABS = {  # key: (LOINC, name, unit, low, high)
+    "GLU": ("2345-7", "空腹血糖", "mmol/L", 3.9, 6.1),
+    "HBA1C": ("4548-4", "糖化血红蛋白", "%", 4.0, 6.0),
+    "WBC": ("6690-2", "白细胞计数", "10*9/L", 3.5, 9.5),
+    "TC": ("2093-3", "总胆固醇", "mmol/L", 2.8, 5.2),
+}
+
+
+def observation(org: str, oid: str, pid: str, key: str, value: float, when: str, eid: str | None = None) -> dict:
+    loinc, name, unit, low, high = LABS[key]
+    flag = "H" if value > high else "L" if value < low else "N"
+    obs = {
+        "resourceType": "Observation", "id": oid, "meta": _meta(org), "status": "final",
+        "category": [{"coding": [{"system": OBS_CAT, "code": "laboratory"}]}],
+        "code": {"coding": [{"system": LOINC, "code": loinc}], "text": name},
+        "subject": {"reference": f"Patient/{pid}"},
+        "effectiveDateTime": when, "issued": when,
+        "valueQuantity": {"value": value, "unit": unit, "system": "http://unitsofmeasure.org", "code": unit},
+        "interpretation": [{"coding": [{"system": V3_INTERP, "code": flag}]}],
+        "referenceRange": [{"low": {"value": low, "unit": unit}, "high": {"value": high, "unit": unit}}],
+        "performer": [{"reference": f"Organization/{org}"}],
+    }
+    if eid:
+        obs["encounter"] = {"reference": f"Encounter/{eid}"}
+    return obs
+
+
+def report(org: str, rid: str, pid: str, name: str, when: str, results: list[str]) -> dict:
+    return {
+        "resourceType": "DiagnosticReport", "id": rid, "meta": _meta(org), "status": "final",
+        "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0074", "code": "LAB"}]}],
+        "code": {"text": name}, "subject": {"reference": f"Patient/{pid}"}, "effectiveDateTime": when,
+        "issued": when, "result": [{"reference": f"Observation/{r}"} for r in results],
+    }
+
+
+def demo_resources() -> list[dict]:
+    """Every resource of the demo (institutions first, then each hospital's records)."""
+    out: list[dict] = []
+    for org, name in HOSPITALS.items():
+        out.append({"resourceType": "Organization", "id": org, "name": name, "active": True,
+                    "meta": {"source": "urn:hutong:platform:22"},
+                    "identifier": [{"system": "urn:hutong:org", "value": org}]})
+    for n, (org, pid) in enumerate(RECORDS.items(), start=1):
+        out.append(patient(org, pid, f"MR{n:03d}{n * 1111:06d}"))
+    h1, h2, h3 = "demo-h1", "demo-h2", "demo-h3"
+    p1, p2, p3 = RECORDS[h1], RECORDS[h2], RECORDS[h3]
+    htn, dm = ("I10", "原发性高血压"), ("E11.9", "2型糖尿病")
+    out += [
+        encounter(h1, "demo-e1", p1, _t(2024, 3, 5, 9, 10), "AMB", htn),
+        condition(h1, "demo-c1", p1, "demo-e1", htn, _t(2024, 3, 5, 9, 10)),
+        {"resourceType": "MedicationRequest", "id": "demo-m1", "meta": _meta(h1), "status": "active",
+         "intent": "order", "medicationCodeableConcept": {"text": "苯磺酸氨氯地平片 5mg"},
+         "subject": {"reference": f"Patient/{p1}"}, "encounter": {"reference": "Encounter/demo-e1"},
+         "authoredOn": _t(2024, 3, 5, 9, 30), "dosageInstruction": [{"text": "每日一次，每次一片"}]},
+        observation(h1, "demo-o1", p1, "GLU", 6.8, _t(2024, 3, 5, 9, 40), "demo-e1"),
+        observation(h1, "demo-o2", p1, "TC", 5.9, _t(2024, 3, 5, 9, 40), "demo-e1"),
+        report(h1, "demo-r1", p1, "生化检验", _t(2024, 3, 5, 9, 40), ["demo-o1", "demo-o2"]),
+        encounter(h2, "demo-e2", p2, _t(2024, 6, 18, 8, 0), "IMP", dm, days=6),
+        condition(h2, "demo-c2", p2, "demo-e2", dm, _t(2024, 6, 18, 8, 0)),
+        {"resourceType": "AllergyIntolerance", "id": "demo-a1", "meta": _meta(h2),
+         "clinicalStatus": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical",
+                                        "code": "active"}]},
+         "code": {"text": "青霉素"}, "patient": {"reference": f"Patient/{p2}"}, "criticality": "high",
+         "reaction": [{"manifestation": [{"text": "皮疹"}]}], "recordedDate": _t(2024, 6, 18, 8, 30)},
+        {"resourceType": "MedicationRequest", "id": "demo-m2", "meta": _meta(h2), "status": "active",
+         "intent": "order", "medicationCodeableConcept": {"text": "盐酸二甲双胍片 0.5g"},
+         "subject": {"reference": f"Patient/{p2}"}, "encounter": {"reference": "Encounter/demo-e2"},
+         "authoredOn": _t(2024, 6, 18, 10, 0), "dosageInstruction": [{"text": "每日两次，每次一片，随餐"}]},
+        # Same test, same day, different values and times at two institutions: two results.
+        observation(h2, "demo-o3", p2, "GLU", 8.9, _t(2024, 6, 18, 8, 20), "demo-e2"),
+        observation(h3, "demo-o9", p3, "GLU", 11.2, _t(2024, 6, 18, 15, 0)),
+        observation(h2, "demo-o4", p2, "HBA1C", 7.8, _t(2024, 6, 18, 8, 20), "demo-e2"),
+        observation(h2, "demo-o5", p2, "WBC", 6.1, _t(2024, 6, 18, 8, 20), "demo-e2"),
+        report(h2, "demo-r2", p2, "入院检验", _t(2024, 6, 18, 8, 20), ["demo-o3", "demo-o4", "demo-o5"]),
+        {"resourceType": "Endpoint", "id": "demo-pacs-h2", "meta": _meta(h2), "status": "active",
+         "connectionType": {"system": "http://terminology.hl7.org/CodeSystem/endpoint-connection-type",
+                            "code": "dicom-wado-rs"},
+         "name": "吉林市中心医院 PACS", "payloadType": [{"text": "DICOM"}],
+         "address": "https://pacs.demo-h2.example/dicomweb"},
+        {"resourceType": "ImagingStudy", "id": "demo-i1", "meta": _meta(h2), "status": "available",
+         "identifier": [{"system": "urn:dicom:uid", "value": "urn:oid:1.2.156.112605.1.20240618.1"}],
+         "modality": [{"system": "http://dicom.nema.org/resources/ontology/DCM", "code": "CT"}],
+         "subject": {"reference": f"Patient/{p2}"}, "encounter": {"reference": "Encounter/demo-e2"},
+         "started": _t(2024, 6, 19, 10, 0), "numberOfSeries": 1, "numberOfInstances": 180,
+         "procedureCode": [{"text": "胸部CT平扫"}], "endpoint": [{"reference": "Endpoint/demo-pacs-h2"}],
+         "description": "胸部CT平扫"},
+        encounter(h3, "demo-e3", p3, _t(2024, 9, 2, 9, 0), "AMB", dm),
+        # The same result sent twice: h3 measured it and the regional lab at h1 forwarded it (same time, value).
+        observation(h3, "demo-o6", p3, "GLU", 7.2, _t(2024, 9, 2, 9, 30), "demo-e3"),
+        observation(h1, "demo-o7", p1, "GLU", 7.2, _t(2024, 9, 2, 9, 30)),
+        observation(h3, "demo-o8", p3, "HBA1C", 7.1, _t(2024, 9, 2, 9, 30), "demo-e3"),
+    ]
+    return out
+
+
+def extra_resources(n: int, start: int = 0) -> list[dict]:
+    """``n`` more lab results and visits spread over the three records (for size and timing)."""
+    keys = list(LABS)
+    out: list[dict] = []
+    orgs = list(RECORDS.items())
+    base = datetime(2019, 1, 1, 8, 0, tzinfo=SHANGHAI)
+    for k in range(start, start + n):
+        org, pid = orgs[k % 3]
+        when = (base + timedelta(hours=7 * k)).isoformat()
+        if k % 10 == 0:
+            out.append(encounter(org, f"demo-xe{k}", pid, when, "AMB", ("I10", "原发性高血压")))
+        else:
+            key = keys[k % len(keys)]
+            low, high = LABS[key][3], LABS[key][4]
+            value = round(low + (high - low) * (0.2 + 0.9 * ((k * 37) % 100) / 100), 1)
+            out.append(observation(org, f"demo-xo{k}", pid, key, value, when))
+    return out
+
+
+def load_demo(store, extra: int = 0) -> dict:
+    """Write the demo (plus ``extra`` padding resources) and link the records; returns the record ids."""
+    from hutong.mpi import service as mpi
+
+    resources = demo_resources() + extra_resources(extra)
+    for i in range(0, len(resources), 1000):
+        with store.write() as tx:
+            for res in resources[i:i + 1000]:
+                tx.update(res["resourceType"], res["id"], res)
+    # The node registers the index's consumer; a bare store (tests, CLI) gets it here (same name: no double).
+    store.register_consumer(mpi.CONSUMER, mpi.consume, {"Patient"})
+    store.run_consumers()
+    return dict(RECORDS)
