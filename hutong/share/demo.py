@@ -208,3 +208,25 @@ def load_demo(store, extra: int = 0) -> dict:
     store.register_consumer(mpi.CONSUMER, mpi.consume, {"Patient"})
     store.run_consumers()
     return dict(RECORDS)
+
+
+def add_unlinked_record(store) -> str:
+    """A fourth record of the same resident, registered again at 四平 with a mistyped name and no resident ID:
+    the index queues it for review (probable match) instead of linking it. Returns its Patient id."""
+    from hutong.mpi import service as mpi
+
+    pid = "demo-p4"
+    p = patient("demo-h3", pid, "MR009000001")
+    p["identifier"] = p["identifier"][:1]
+    p["telecom"] = [{"system": "phone", "value": "13900000001", "use": "mobile"}]
+    p["name"] = [{"use": "official", "text": "王丽桦", "family": "王", "given": ["丽桦"]}]
+    p["address"] = [{"use": "home", "text": "四平市铁西区"}]
+    with store.write() as tx:
+        tx.update("Patient", pid, p)
+        tx.update("Encounter", "demo-e4", encounter("demo-h3", "demo-e4", pid, _t(2024, 11, 20, 10, 0), "EMER",
+                                                    ("J18.9", "肺炎")))
+        tx.update("Observation", "demo-o10", observation("demo-h3", "demo-o10", pid, "WBC", 13.4,
+                                                         _t(2024, 11, 20, 10, 30), "demo-e4"))
+    store.register_consumer(mpi.CONSUMER, mpi.consume, {"Patient"})
+    store.run_consumers()
+    return pid
