@@ -12,6 +12,7 @@ from the same table (``hutong/api/openapi.py``).
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from urllib.parse import parse_qsl
 
 from starlette.concurrency import run_in_threadpool
@@ -68,6 +69,30 @@ async def read_body(receive) -> bytes:
     return b"".join(chunks)
 
 
+async def spool_body(receive, folder) -> str:
+    """Write the request body to a new file in ``folder`` chunk by chunk as it arrives; returns its path.
+
+    The body never sits whole in memory (the body-size middleware in front still bounds it)."""
+    import os
+    import tempfile
+
+    os.makedirs(folder, exist_ok=True)
+    fd, path = tempfile.mkstemp(prefix="upload-", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            while True:
+                message = await receive()
+                if message["type"] != "http.request":
+                    break
+                fh.write(message.get("body", b""))
+                if not message.get("more_body"):
+                    break
+    except BaseException:
+        os.unlink(path)
+        raise
+    return path
+
+
 def to_response(result: FhirResult, head: bool = False) -> Response:
     """The HTTP answer for a ``FhirResult``."""
     if result.file is not None:
@@ -93,6 +118,7 @@ class FhirHttp:
     async def __call__(self, scope, receive, send):
         method = scope["method"]
         path = scope["path"][len(PREFIX):]
+        stream_path = None
         try:
             interaction, params = self.routes.match(method, path)
             headers = scope_headers(scope)
@@ -101,7 +127,9 @@ class FhirHttp:
             check_format(query, headers.get("accept"))
             caller = authenticate(headers.get)
             body = None
-            if interaction.body != "none":
+            if interaction.body == "stream":
+                body = stream_path = await spool_body(receive, Path(self.node.settings.data_dir) / "uploads")
+            elif interaction.body != "none":
                 raw = await read_body(receive)
                 body = raw if interaction.body == "raw" else decode_body(raw, headers.get("content-type"))
             req = FhirRequest(method, path.strip("/"), query, headers, body)
@@ -117,4 +145,10 @@ class FhirHttp:
         except Exception:  # the details go to the log, never to the client
             log.exception("unhandled error in %s %s", method, path[:200])
             response = internal_error_response()
+        finally:
+            if stream_path is not None:  # a spooled body the handler did not keep
+                import os
+
+                if os.path.exists(stream_path):
+                    os.unlink(stream_path)
         await response(scope, receive, send)

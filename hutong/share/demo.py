@@ -230,3 +230,128 @@ def add_unlinked_record(store) -> str:
     store.register_consumer(mpi.CONSUMER, mpi.consume, {"Patient"})
     store.run_consumers()
     return pid
+
+
+def demo_cda(resident_id: str = RESIDENT_ID, org: str = "demo-h1", org_name: str = "长春市第一医院") -> bytes:
+    """A CDA R2 outpatient record in the WS/T 500 style (header as the platform indexes it, two sections)."""
+    return f"""<?xml version="1.0" encoding="UTF-8"?>
+<ClinicalDocument xmlns="urn:hl7-org:v3" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">
+  <realmCode code="CN"/>
+  <typeId root="2.16.840.1.113883.1.3" extension="POCD_MT000040"/>
+  <templateId root="2.16.156.10011.2.1.1.53"/>
+  <id root="2.16.156.10011.1.1" extension="DOC-{org}-20240305-0001"/>
+  <code code="C0032" codeSystem="2.16.156.10011.2.4" codeSystemName="卫生信息共享文档编码体系" displayName="门（急）诊病历"/>
+  <title>门（急）诊病历</title>
+  <effectiveTime value="20240305101500+0800"/>
+  <confidentialityCode code="N" codeSystem="2.16.840.1.113883.5.25" displayName="正常访问保密级别"/>
+  <languageCode code="zh-CN"/>
+  <recordTarget typeCode="RCT">
+    <patientRole classCode="PAT">
+      <id root="2.16.156.10011.1.3" extension="{resident_id}"/>
+      <id root="2.16.156.10011.1.11" extension="MR001001111"/>
+      <patient classCode="PSN" determinerCode="INSTANCE">
+        <name>王丽华</name>
+        <administrativeGenderCode code="2" codeSystem="2.16.156.10011.2.3.3.4" displayName="女性"/>
+        <birthTime value="19680412"/>
+      </patient>
+    </patientRole>
+  </recordTarget>
+  <author typeCode="AUT">
+    <time value="20240305101500+0800"/>
+    <assignedAuthor classCode="ASSIGNED">
+      <id root="2.16.156.10011.1.7" extension="D0001"/>
+      <assignedPerson><name>李明</name></assignedPerson>
+      <representedOrganization><id root="2.16.156.10011.1.5" extension="{org}"/><name>{org_name}</name></representedOrganization>
+    </assignedAuthor>
+  </author>
+  <custodian typeCode="CST"><assignedCustodian><representedCustodianOrganization>
+    <id root="2.16.156.10011.1.5" extension="{org}"/><name>{org_name}</name>
+  </representedCustodianOrganization></assignedCustodian></custodian>
+  <documentationOf><serviceEvent><effectiveTime><low value="20240305091000+0800"/><high value="20240305094000+0800"/></effectiveTime></serviceEvent></documentationOf>
+  <component><structuredBody>
+    <component><section>
+      <code code="10154-3" codeSystem="2.16.840.1.113883.6.1" displayName="主诉"/><title>主诉</title>
+      <text><paragraph>头晕、头痛两周，加重三天。</paragraph></text>
+    </section></component>
+    <component><section>
+      <code code="29548-5" codeSystem="2.16.840.1.113883.6.1" displayName="诊断"/><title>诊断</title>
+      <text><list><item>原发性高血压（I10）</item><item>高胆固醇血症</item></list>
+      <table><thead><tr><th>项目</th><th>结果</th></tr></thead><tbody><tr><td>血压</td><td>162/98 mmHg</td></tr></tbody></table></text>
+    </section></component>
+    <component><section>
+      <code code="18776-5" codeSystem="2.16.840.1.113883.6.1" displayName="治疗计划"/><title>处理意见</title>
+      <text><paragraph>苯磺酸氨氯地平片 5mg 每日一次；低盐饮食；两周后复诊。<content>&lt;script&gt;不应执行&lt;/script&gt;</content></paragraph></text>
+    </section></component>
+  </structuredBody></component>
+</ClinicalDocument>
+""".encode()
+
+
+def mhd_bundle(cda_bytes: bytes, *, patient: str = "demo-p1", org: str = "demo-h1", doc_uuid: str = "urn:uuid:7f3c1a2e-0000-4000-8000-000000000001",
+               replaces: str | None = None) -> dict:
+    """An ITI-65 Provide Document Bundle: SubmissionSet List, DocumentReference and Binary (CDA inline)."""
+    import base64
+    import hashlib
+
+    bin_uuid = doc_uuid[:-1] + "2"
+    doc = {
+        "resourceType": "DocumentReference", "meta": {"source": f"urn:hutong:org:{org}"},
+        "masterIdentifier": {"system": "urn:ietf:rfc:3986", "value": f"urn:oid:2.16.156.10011.1.1.{org}.{doc_uuid[-4:]}"},
+        "status": "current",
+        "type": {"coding": [{"system": "urn:oid:2.16.156.10011.2.4", "code": "C0032", "display": "门（急）诊病历"}]},
+        "category": [{"coding": [{"system": "urn:oid:1.3.6.1.4.1.19376.1.2.6.1", "code": "REPORTS"}]}],
+        "subject": {"reference": f"Patient/{patient}"}, "date": "2024-03-05T10:20:00+08:00",
+        "author": [{"reference": f"Organization/{org}"}], "custodian": {"reference": f"Organization/{org}"},
+        "description": "门（急）诊病历 2024-03-05",
+        "content": [{"attachment": {"contentType": "application/hl7-v3+xml", "language": "zh-CN", "url": bin_uuid,
+                                    "size": len(cda_bytes), "hash": base64.b64encode(hashlib.sha1(cda_bytes).digest()).decode(),
+                                    "title": "门（急）诊病历", "creation": "2024-03-05T10:15:00+08:00"},
+                     "format": {"system": "http://ihe.net/fhir/ihe.formatcode.fhir/CodeSystem/formatcode",
+                                "code": "urn:ihe:iti:xds-sd:text:2008"}}],
+        "context": {"period": {"start": "2024-03-05T09:10:00+08:00", "end": "2024-03-05T09:40:00+08:00"},
+                    "facilityType": {"text": "综合医院"}, "practiceSetting": {"text": "心血管内科"}},
+    }
+    if replaces:
+        doc["relatesTo"] = [{"code": "replaces", "target": {"reference": replaces}}]
+    sub = {
+        "resourceType": "List", "status": "current", "mode": "working",
+        "extension": [{"url": "https://profiles.ihe.net/ITI/MHD/StructureDefinition/ihe-sourceId",
+                       "valueIdentifier": {"value": f"urn:oid:2.16.156.10011.1.5.{org}"}}],
+        "identifier": [{"use": "usual", "system": "urn:ietf:rfc:3986", "value": doc_uuid[:-1] + "3"}],
+        "code": {"coding": [{"system": "https://profiles.ihe.net/ITI/MHD/CodeSystem/MHDlistTypes", "code": "submissionset"}]},
+        "subject": {"reference": f"Patient/{patient}"}, "date": "2024-03-05T10:20:00+08:00",
+        "entry": [{"item": {"reference": doc_uuid}}],
+    }
+    return {"resourceType": "Bundle", "type": "transaction",
+            "meta": {"profile": ["https://profiles.ihe.net/ITI/MHD/StructureDefinition/IHE.MHD.Comprehensive.ProvideBundle"]},
+            "entry": [
+                {"fullUrl": doc_uuid[:-1] + "3", "resource": sub, "request": {"method": "POST", "url": "List"}},
+                {"fullUrl": doc_uuid, "resource": doc, "request": {"method": "POST", "url": "DocumentReference"}},
+                {"fullUrl": bin_uuid, "resource": {"resourceType": "Binary", "contentType": "application/hl7-v3+xml",
+                                                   "data": base64.b64encode(cda_bytes).decode()},
+                 "request": {"method": "POST", "url": "Binary"}},
+            ]}
+
+
+def publish_demo_document(store) -> None:
+    """Publish the demo CDA document from 长春市第一医院 (as an ITI-65 bundle through the route table)."""
+    from hutong.api.app import CAPABILITIES
+    from hutong.api.node import build_node
+    from hutong.core.caller import Caller
+    from hutong.fhir.rest import FhirRequest, perform
+    from hutong.fhir.routes import Call
+    from hutong.share import mhd
+
+    node = build_node(store.settings, store, CAPABILITIES)
+    body = orjson_dumps(mhd_bundle(demo_cda()))
+    interaction, params = node.routes.match("POST", "")
+    req = FhirRequest("POST", "", [], {"content-type": "application/fhir+json"}, body)
+    perform(Call(interaction, params, req, store, Caller(), "http://localhost/fhir", None, node.routes))
+    store.register_consumer(mhd.CONSUMER, mhd.consume, {"DocumentReference"})
+    store.run_consumers()
+
+
+def orjson_dumps(obj) -> bytes:
+    import orjson
+
+    return orjson.dumps(obj)

@@ -17,7 +17,7 @@ CAPABILITY = Capability(
         NavEntry("console", "/console/cards", "健康卡管理", "card.stats", order=30),
         NavEntry("console", "/console/health", "平台运行状态", "web.console", order=90),
         NavEntry("resident", "/portal", "首页", "web.portal", order=0),
-        NavEntry("doctor", "/workstation", "患者查找", "web.workstation", order=0),
+        NavEntry("doctor", "/workstation", "工作站首页", "web.workstation", order=0),
     ],
     permissions={
         "web.portal": "open the resident portal (their own record, card, services)",
