@@ -202,13 +202,21 @@ def workstation_view(record: PatientRecord, filters: Filters, store=None) -> dic
                                        band=(s["low"], s["high"]) if s["low"] is not None or s["high"] is not None else None),
                             label=f"{s['name']}（{s['unit']}）", height=220))
     by_ref = {it.ref: it.resource for it in record.items}
+    if store is not None:  # Endpoints are not in the patient's compartment: read them by reference
+
+        def lookup(ref: str, _cache=by_ref):
+            if ref not in _cache:
+                _cache[ref] = store.get(*ref.split("/", 1))
+            return _cache[ref]
+    else:
+        lookup = by_ref.get
     studies = []
     for it in kept["imaging"]:
         r = it.resource
         studies.append({"when": _when(it), "what": r.get("description") or concept_text((r.get("procedureCode") or [{}])[0]),
                         "modality": "、".join(m.get("code", "") for m in r.get("modality") or []),
                         "instances": r.get("numberOfInstances") or "", "where": _sources(it),
-                        "endpoints": _endpoints(record, r, by_ref.get)})
+                        "endpoints": _endpoints(record, r, lookup)})
     institutions = sorted({(s.institution, s.institution_name) for it in record.items for s in it.sources
                            if s.institution}, key=lambda x: x[1])
     abnormal = sum(1 for i in labs if flag(i.resource) in ("high", "low", "abnormal"))
