@@ -18,6 +18,7 @@ BENCHMARKS = {
     "sim": ["sim/bench_simulate.py"],
     "mpi": ["mpi/bench_accuracy.py", "mpi/bench_speed.py"],
     "card": ["card/bench_verify.py"],
+    "share": ["share/bench_share.py"],
 }
 
 

@@ -11,6 +11,7 @@ sources; results that only look alike (same test and day, different value or tim
 
 from __future__ import annotations
 
+import gc
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -93,6 +94,17 @@ class PatientRecord:
 # ---------------------------------------------------------------------------------------------- reading
 def load_record(store, patient_id: str, *, linked: bool = True, types: list[str] | None = None) -> PatientRecord:
     """The record of ``patient_id``'s person (or of that one Patient record with ``linked=False``)."""
+    # Thousands of small dicts are built and all kept: the cyclic collector would only rescan them.
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _load_record(store, patient_id, linked, types)
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _load_record(store, patient_id: str, linked: bool, types: list[str] | None) -> PatientRecord:
     with store.read() as tx:
         conn = tx.conn
         ids = linked_record_ids(conn, patient_id) if linked else [patient_id]

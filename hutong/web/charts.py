@@ -12,11 +12,12 @@ template globals), or build the markup in Python and pass it in the context.
 
 from __future__ import annotations
 
+import html
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import orjson
-from markupsafe import Markup, escape
+from markupsafe import Markup
 
 #: A palette with enough contrast on white for lines and bars (WCAG non-text contrast ≥ 3:1).
 PALETTE = ["#0b6e4f", "#1d5fa8", "#b5461a", "#7a4fb0", "#8a6d00", "#0f7c8c", "#a8326e", "#4d5b66"]
@@ -42,8 +43,18 @@ def chart(options: Mapping[str, Any], *, label: str, height: int = 300, table: M
     ).format(label=label, data=data, height=height, attrs=attrs, fallback=fallback)
 
 
+#: The fallback table shows at most this many rows (the latest ones for a time axis).
+FALLBACK_ROWS = 120
+
+
+def _e(v) -> str:
+    return html.escape(str(v), quote=False)
+
+
 def fallback_table(options: Mapping[str, Any]) -> Markup:
-    """A table of the numbers of a category/line/bar/pie/map chart (what no-JS readers see)."""
+    """A table of the numbers of a category/line/bar/pie/map chart (what no-JS readers see).
+
+    Built with plain string joins (it can have thousands of cells); every value is escaped."""
     series = [s for s in options.get("series") or [] if isinstance(s, dict)]
     if not series:
         return Markup("")
@@ -54,22 +65,22 @@ def fallback_table(options: Mapping[str, Any]) -> Markup:
             cats = list(a.get("data") or [])
             break
     if cats:
-        head = Markup("").join(Markup("<th scope=\"col\">{}</th>").format(s.get("name", "")) for s in series)
+        first = max(0, len(cats) - FALLBACK_ROWS)
+        head = "".join(f'<th scope="col">{_e(s.get("name", ""))}</th>' for s in series)
         rows = []
-        for i, c in enumerate(cats):
-            cells = Markup("").join(Markup("<td>{}</td>").format(_cell(s.get("data"), i)) for s in series)
-            rows.append(Markup("<tr><th scope=\"row\">{}</th>{}</tr>").format(c, cells))
-        return Markup('<table class="table table-compact"><thead><tr><th></th>{}</tr></thead><tbody>{}</tbody></table>'
-                      ).format(head, Markup("").join(rows))
+        for i in range(first, len(cats)):
+            cells = "".join(f"<td>{_e(_cell(s.get('data'), i))}</td>" for s in series)
+            rows.append(f'<tr><th scope="row">{_e(cats[i])}</th>{cells}</tr>')
+        return Markup(f'<table class="table table-compact"><thead><tr><th></th>{head}</tr></thead>'
+                      f'<tbody>{"".join(rows)}</tbody></table>')
     rows = []
     for s in series:
-        for item in s.get("data") or []:
+        for item in (s.get("data") or [])[:FALLBACK_ROWS]:
             if isinstance(item, dict):
-                rows.append(Markup("<tr><th scope=\"row\">{}</th><td>{}</td></tr>").format(item.get("name", ""),
-                                                                                        _fmt(item.get("value"))))
+                rows.append(f'<tr><th scope="row">{_e(item.get("name", ""))}</th><td>{_e(_fmt(item.get("value")))}</td></tr>')
             elif isinstance(item, (list, tuple)) and len(item) >= 2:
-                rows.append(Markup("<tr><th scope=\"row\">{}</th><td>{}</td></tr>").format(item[0], _fmt(item[1])))
-    return Markup('<table class="table table-compact"><tbody>{}</tbody></table>').format(Markup("").join(rows))
+                rows.append(f'<tr><th scope="row">{_e(item[0])}</th><td>{_e(_fmt(item[1]))}</td></tr>')
+    return Markup(f'<table class="table table-compact"><tbody>{"".join(rows)}</tbody></table>')
 
 
 def _cell(data, i: int) -> str:
@@ -88,7 +99,7 @@ def _fmt(v) -> str:
         return _fmt(v[-1]) if v else "–"
     if isinstance(v, float):
         return f"{v:g}"
-    return str(escape(v))
+    return str(v)
 
 
 def line_chart(x: Sequence[Any], series: Mapping[str, Sequence[float | None]], *, unit: str = "",

@@ -108,3 +108,14 @@ def test_his_launch_opens_the_record_once_and_records_the_care_relationship(page
     assert page.goto(url).status == 401  # a launch link works once
     bad = url.replace(f"sig={sig}", "sig=" + sig[::-1])
     assert page.goto(bad.replace(nonce, uuid.uuid4().hex)).status == 401
+
+
+def test_card_qr_page_shows_one_message_when_frozen(page_server, page_server_store, page):
+    _setup(page_server_store)
+    card, token = card_service.issue_card(page_server_store, "Patient/demo-p1")
+    card_service.set_status(page_server_store, card["card_id"], "frozen")
+    page.goto(f"{page_server}{card['page']}#t={token}")
+    page.wait_for_function("document.getElementById('message').textContent.includes('冻结')")
+    page.wait_for_timeout(1200)  # past a countdown tick
+    text = page.inner_text("main")
+    assert "正在生成" not in text and "已过期" not in text
