@@ -18,6 +18,8 @@ BENCHMARKS = {
     "sim": ["sim/bench_simulate.py"],
     "mpi": ["mpi/bench_accuracy.py", "mpi/bench_speed.py"],
     "card": ["card/bench_verify.py"],
+    "triage": ["triage/bench_triage.py"],
+    "reportread": ["reportread/bench_interpret.py"],
     "share": ["share/bench_share.py"],
 }
 

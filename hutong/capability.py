@@ -10,6 +10,8 @@ extension points are the fields below; each says who reads it.
   all read that table.
 - ``routers``: FastAPI routers for the capability's own HTTP API (under ``/api/<name>``) and pages;
   every route declares its permission with ``Depends(permit("<name>.<action>"))``.
+- ``plain``: the few endpoints called thousands of times a second, served without FastAPI's routing
+  and dependency injection (``hutong/api/plain.py``): same caller, policy, models and errors.
 - ``consumers``: change-log consumers (``Consumer``), run exactly once per event by the node.
 - ``nav``: entries the web layer shows in a portal's or console's navigation.
 - ``cli``: a function adding the capability's commands to the ``hutong`` command.
@@ -76,6 +78,7 @@ class Capability:
     summary: str
     fhir: Sequence[Interaction] = ()
     routers: Sequence[Any] = ()
+    plain: Sequence[Any] = ()
     consumers: Sequence[Consumer] = ()
     nav: Sequence[NavEntry] = ()
     cli: Callable[[Any], None] | None = None

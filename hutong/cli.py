@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import typer
 
 from hutong.config import load_settings
+
+#: uvicorn's HTTP protocol with read deadlines and a per-client connection limit.
+GUARDED_PROTOCOL = "hutong.api.protocol:GuardedHttpToolsProtocol"
 
 app = typer.Typer(help="Hutong (互通): regional health information platform on FHIR R4.", no_args_is_help=True)
 
@@ -36,8 +38,10 @@ def serve(
 
     import uvicorn
 
+    from hutong.api.logs import configure_logging
+
     settings = settings_from(data_dir, database_url, host=host, port=port)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging()
     if workers > 1:
         # Schema and demo set-up in a child process: the supervisor then stays small (it only
         # watches the workers) instead of keeping the validator and indexes it loaded.
@@ -57,11 +61,12 @@ def serve(
         if settings.database_url:
             os.environ["HUTONG_DATABASE_URL"] = settings.database_url
         uvicorn.run("hutong.api.asgi:app", host=settings.host, port=settings.port, workers=workers,
-                    log_level=log_level, access_log=False)
+                    log_level=log_level, access_log=False, http=GUARDED_PROTOCOL)
     else:
         from hutong.api.app import create_app
 
-        uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=log_level, access_log=False)
+        uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=log_level, access_log=False,
+                    http=GUARDED_PROTOCOL)
 
 
 def _prepare_store(settings, demo: bool) -> None:

@@ -23,8 +23,10 @@ class Settings:
     port: int = 8080
     #: Tenant that writes without an explicit tenant belong to (the province node).
     default_tenant: str = "22"
-    #: Largest request body accepted, in bytes.
+    #: Largest request body accepted on any route, in bytes (Bundles, documents).
     max_body_bytes: int = 64 * 1024 * 1024
+    #: Largest single resource sent as JSON (create, update, patch), in bytes.
+    max_resource_bytes: int = 16 * 1024 * 1024
     #: Default and largest page size for searches and history.
     default_count: int = 50
     max_count: int = 1000
@@ -48,6 +50,26 @@ class Settings:
     conditional_delete_max: int = 1000
     #: Bulk Data export jobs and their files are deleted this many hours after the kick-off.
     export_retention_hours: int = 24
+    #: A write waits at most this long for the write lock; then 503 with Retry-After.
+    db_lock_timeout_s: float = 10.0
+    #: A PostgreSQL statement runs at most this long (reads page in chunks far below it).
+    db_statement_timeout_s: float = 60.0
+    #: Requests waiting for a database thread beyond this many get 503 at once (overload).
+    max_waiting_requests: int = 200
+    #: A request's headers must arrive within this many seconds of its first byte (slow clients).
+    header_timeout_s: float = 10.0
+    #: A request's body must arrive within this many seconds of its headers.
+    body_timeout_s: float = 120.0
+    #: Connections one client address may hold open per worker process.
+    max_connections_per_client: int = 256
+    #: Triage: the department model file (empty: the one installed by ``hutong triage train``, else the shipped one).
+    triage_model: str = ""
+    #: Report reading: minutes a doctor has to acknowledge a critical value before it escalates.
+    reportread_ack_minutes: int = 15
+    #: Report reading: an institution's own critical-value table (CSV: key,low,high,unit,note); empty: the shipped one.
+    reportread_critical_table: str = ""
+    #: Report reading: seconds between checks for overdue critical values in a running node (0: off).
+    reportread_escalation_seconds: int = 30
     #: Web layer: root secret for signed cookies and workstation-launch keys (empty: a random one kept in
     #: the database, shared by every worker and node on it).
     web_secret: str = ""
@@ -73,6 +95,8 @@ def _coerce(value: str, typ: type):
         return value.strip().lower() in {"1", "true", "yes", "on"}
     if typ is int or typ == "int":
         return int(value)
+    if typ is float or typ == "float":
+        return float(value)
     if typ is Path or typ == "Path":
         return Path(value)
     return value

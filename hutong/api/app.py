@@ -3,16 +3,18 @@
 ``CAPABILITIES`` is the one list of what this node runs. ``create_app`` builds the node from it
 (``hutong/api/node.py``) and returns one ASGI application:
 
-    request ─▶ ServerErrors ─▶ CORS ─▶ GZip ─▶ RequestLimits ─▶ [capability middleware] ─▶ NodeApp
-                                                                                            ├─ /fhir… → FhirHttp (the route table)
-                                                                                            └─ else   → FastAPI (capability APIs,
-                                                                                                        pages, /health, /docs)
+    request ─▶ ServerErrors ─▶ CORS ─▶ Compression ─▶ RequestLimits ─▶ [capability middleware] ─▶ NodeApp
+                                                                                  ├─ /fhir…        → FhirHttp (the route table)
+                                                                                  ├─ plain routes  → PlainRoutes (hot endpoints)
+                                                                                  └─ else          → FastAPI (capability APIs,
+                                                                                                     pages, /health, /docs)
 
 ``build_middleware`` states that order in code; ``docs/ARCHITECTURE.md`` shows it too.
 """
 
 from __future__ import annotations
 
+import gc
 import logging
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -32,6 +34,8 @@ from hutong.api.consumers import ConsumerWorker
 from hutong.api.fhir_http import PREFIX, FhirHttp
 from hutong.api.node import Node, build_node, open_store
 from hutong.api.openapi import fhir_paths
+from hutong.api.plain import PlainRoutes, validation_issues
+from hutong.api.plain import openapi_paths as plain_paths
 from hutong.api.responses import fhir_response, internal_error_response, outcome_response
 from hutong.bulk.capability import CAPABILITY as BULK
 from hutong.capability import Capability
@@ -39,18 +43,20 @@ from hutong.card.capability import CAPABILITY as CARD
 from hutong.config import Settings, load_settings
 from hutong.core.errors import FhirError, Issue, operation_outcome
 from hutong.mpi.capability import CAPABILITY as MPI
+from hutong.reportread.capability import CAPABILITY as REPORTREAD
 from hutong.search.capability import CAPABILITY as SEARCH
 from hutong.share.capability import CAPABILITY as SHARE
 from hutong.sim.capability import CAPABILITY as SIM
 from hutong.stats.capability import CAPABILITY as STATS
 from hutong.store import Store
+from hutong.triage.capability import CAPABILITY as TRIAGE
 from hutong.web.capability import CAPABILITY as WEB
 
 log = logging.getLogger("hutong.api")
 
 #: The capabilities of a node, in order: each one's routes, operations, consumers, pages, commands
 #: and start-up work come from its entry here and nowhere else.
-CAPABILITIES: list[Capability] = [SEARCH, BULK, MPI, CARD, STATS, SIM, SHARE, WEB]
+CAPABILITIES: list[Capability] = [SEARCH, BULK, MPI, CARD, STATS, SIM, TRIAGE, REPORTREAD, SHARE, WEB]
 
 _STATIC = Path(__file__).resolve().parent / "static"
 _ASSETS = {
@@ -65,6 +71,9 @@ def node_store(settings: Settings | None = None) -> Store:
     return open_store(settings or load_settings(), CAPABILITIES)
 
 
+_BODYLESS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
 class RequestLimits:
     """ASGI middleware: bodies larger than the limit get 413 (before they are read whole), and a
     JSON body in a charset other than UTF-8 gets 415, on every route."""
@@ -74,7 +83,7 @@ class RequestLimits:
         self.limit = limit
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] != "http":
+        if scope["type"] != "http" or scope["method"] in _BODYLESS:
             return await self.app(scope, receive, send)
         for name, value in scope.get("headers", []):
             if name == b"content-length":
@@ -134,28 +143,41 @@ class ServerErrors:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        started = False
-
-        async def tracking_send(message):
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
         try:
-            await self.app(scope, receive, tracking_send)
+            await self.app(scope, receive, send)
         except Exception:
             log.exception("unhandled error")
-            if not started:
+            try:
                 await internal_error_response()(scope, receive, send)
+            except Exception:  # noqa: BLE001 - the response had already started: the server closes the connection
+                pass
+
+
+class Compression:
+    """gzip for clients that accept it (Starlette's GZipMiddleware); requests without
+    ``Accept-Encoding: gzip`` pass straight through, without its per-message wrapping."""
+
+    def __init__(self, app, minimum_size: int = 1024):
+        self.app = app
+        self.gzip = GZipMiddleware(app, minimum_size=minimum_size)
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http":
+            for name, value in scope["headers"]:
+                if name == b"accept-encoding":
+                    if b"gzip" in value:
+                        return await self.gzip(scope, receive, send)
+                    break
+        await self.app(scope, receive, send)
 
 
 class NodeApp:
-    """Where a request goes: ``/fhir…`` to the FHIR route table, everything else to FastAPI."""
+    """Where a request goes: ``/fhir…`` to the FHIR route table, a plain route to its handler,
+    everything else to FastAPI."""
 
     def __init__(self, fhir, api):
         self.fhir = fhir
-        self.api = api
+        self.api = api  # FastAPI wrapped in the plain routes
 
     async def __call__(self, scope, receive, send):
         if scope["type"] == "http":
@@ -177,7 +199,7 @@ def build_middleware(inner, node: Node):
         for mw in cap.middleware:
             if mw.slot == "outer":
                 app = mw.factory(app, node)
-    app = GZipMiddleware(app, minimum_size=1024)
+    app = Compression(app)
     origins = [o.strip() for o in node.settings.cors_origins.split(",") if o.strip()]
     if origins:
         app = CORSMiddleware(app, allow_origins=origins, allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
@@ -204,7 +226,7 @@ def _api(node: Node, lifespan) -> FastAPI:
 
     @api.exception_handler(RequestValidationError)
     async def _validation_error(_request: Request, exc: RequestValidationError):
-        return fhir_response(operation_outcome(_validation_issues(exc.errors())), 400)
+        return fhir_response(operation_outcome(validation_issues(exc.errors())), 400)
 
     @api.exception_handler(StarletteHTTPException)
     async def _http_error(_request: Request, exc: StarletteHTTPException):
@@ -248,7 +270,8 @@ def _api(node: Node, lifespan) -> FastAPI:
     def openapi() -> dict:
         if api.openapi_schema is None:
             spec = get_openapi(title=api.title, version=api.version, description=api.description, routes=api.routes)
-            spec["paths"] = {**fhir_paths(node.routes.interactions), **spec.get("paths", {})}
+            plain = plain_paths(plain_routes(node), spec.setdefault("components", {}))
+            spec["paths"] = {**fhir_paths(node.routes.interactions), **plain, **spec.get("paths", {})}
             api.openapi_schema = spec
         return api.openapi_schema
 
@@ -256,18 +279,9 @@ def _api(node: Node, lifespan) -> FastAPI:
     return api
 
 
-def _validation_issues(errors: list[dict]) -> list[Issue]:
-    issues = []
-    for err in errors[:20]:
-        loc = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
-        if err.get("type") == "json_invalid":
-            ctx = err.get("ctx") or {}
-            where = f" at position {err['loc'][-1]}" if len(err.get("loc", ())) > 1 else ""
-            issues.append(Issue("error", "structure", f"the body is not valid JSON{where}: "
-                                f"{ctx.get('error', 'malformed JSON')}"))
-            continue
-        issues.append(Issue("error", "invalid", f"{loc or 'request'}: {err.get('msg', 'invalid')}", [loc] if loc else []))
-    return issues or [Issue("error", "invalid", "invalid request")]
+def plain_routes(node: Node) -> list:
+    """Every capability's plain routes."""
+    return [r for cap in node.capabilities for r in cap.plain]
 
 
 _DOCS_PAGE = """<!doctype html>
@@ -298,6 +312,13 @@ def create_app(settings: Settings | None = None, store: Store | None = None):
         for cap in node.capabilities:
             if cap.startup is not None:
                 cap.startup(node)
+        # Objects made at start-up (definitions, search registry, models) live as long as the process:
+        # keep them out of the garbage collector's generations, whose full scans of them were
+        # measured as latency spikes of tens of milliseconds under load.
+        gc.collect()
+        gc.freeze()
+        import sys
+        sys.setswitchinterval(0.001)
         if settings.workers:
             data_dir = Path(settings.data_dir)
             data_dir.mkdir(parents=True, exist_ok=True)
@@ -315,7 +336,8 @@ def create_app(settings: Settings | None = None, store: Store | None = None):
                 store.close()
 
     api = _api(node, lifespan)
-    app = build_middleware(NodeApp(FhirHttp(node), api), node)
+    node.services["fastapi"] = api
+    app = build_middleware(NodeApp(FhirHttp(node), PlainRoutes(api, node, plain_routes(node))), node)
     app.node = node  # for tests and tools that hold the app
     return app
 

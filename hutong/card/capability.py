@@ -7,6 +7,7 @@ CAPABILITY = Capability(
     name="card",
     summary="电子健康卡 health card: signed dynamic QR codes verified at every institution",
     routers=[routes.router],
+    plain=[routes.VERIFY],
     startup=routes.startup,
     cli=cli.register,
     nav=[NavEntry("resident", "/card", "电子健康卡")],

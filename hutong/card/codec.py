@@ -100,11 +100,29 @@ def card_ref_to_id(ref: bytes) -> str:
 _CARD_ID = re.compile(r"^[a-z2-7]{16}$")
 
 
+_TO_HEX32 = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567abcdefghijklmnopqrstuvwxyz",
+                          "0123456789ABCDEFGHIJKLMNOPQRSTUV0123456789ABCDEFGHIJKLMNOP")
+
+
+_B32 = re.compile(r"^[A-Za-z2-7]*$")
+
+
+def b32decode(text: str) -> bytes:
+    """RFC 4648 base32 without padding, for lengths that are whole bytes (every code and card id):
+    through ``int(…, 32)`` in C, about twenty times faster than ``base64.b32decode`` (pure Python)."""
+    if not _B32.match(text):
+        raise ValueError("not base32")
+    n = len(text) * 5
+    if n % 8:
+        return base64.b32decode(text.upper())
+    return int(text.translate(_TO_HEX32), 32).to_bytes(n // 8, "big")
+
+
 def card_id_to_ref(card_id: str) -> bytes:
     """Inverse of ``card_ref_to_id``; ``ValueError`` for anything that is not a card id."""
     if not isinstance(card_id, str) or not _CARD_ID.match(card_id):
         raise ValueError("not a card id")
-    return base64.b32decode(card_id.upper())
+    return b32decode(card_id)
 
 
 def is_card_id(value: str) -> bool:
@@ -130,7 +148,7 @@ def decode(text: str) -> tuple[CodeHeader, bytes]:
     if len(text) != TEXT_LEN or not _TEXT.match(text):
         raise MalformedCode("not a health card code")
     try:
-        raw = base64.b32decode(text[len(PREFIX) :])
+        raw = b32decode(text[len(PREFIX) :])
     except (ValueError, TypeError) as exc:  # pragma: no cover - regex already guarantees the alphabet
         raise MalformedCode("bad base32") from exc
     first, kid, card_ref, iat, exp, nonce = _HEADER.unpack(raw[:HEADER_LEN])

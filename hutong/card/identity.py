@@ -1,29 +1,16 @@
-"""Who a card belongs to: the patient index when installed, else the single Patient record.
-
-The master patient index (``hutong.mpi.service``) links Patient records of one person across institutions.
-When it is importable we use its ``linked_patients`` and ``person_for_patient``; otherwise each Patient is
-its own person, which is exactly the truth on a node without an index.
-"""
+"""Who a card belongs to: the person of the patient index (``hutong.mpi``), which links the Patient
+records of one resident across institutions; a Patient the index has not linked yet is its own person."""
 
 from __future__ import annotations
 
 import re
 
 from hutong.china.ids import is_valid_resident_id, normalize_resident_id
+from hutong.mpi import service as mpi_service
 
 RESIDENT_ID_SYSTEM = "urn:oid:2.16.156.10011.1.3"
 MRN_PREFIX = "urn:hutong:mrn:"
 _V2_0203 = "http://terminology.hl7.org/CodeSystem/v2-0203"
-
-
-def _mpi():
-    try:
-        from hutong.mpi import service as mpi_service  # type: ignore[attr-defined]
-    except ImportError:
-        return None
-    if hasattr(mpi_service, "linked_patients") and hasattr(mpi_service, "person_for_patient"):
-        return mpi_service
-    return None
 
 
 def read_patient(store, patient_id: str) -> dict | None:
@@ -37,22 +24,17 @@ def read_patient(store, patient_id: str) -> dict | None:
 
 def linked_patients(store, patient_id: str) -> list[dict]:
     """Patient dicts of the same person (the given one included; first in the list)."""
-    mpi = _mpi()
-    if mpi is not None:
-        linked = list(mpi.linked_patients(store, patient_id) or [])
-        linked.sort(key=lambda p: p.get("id") != patient_id)
-        if linked:
-            return linked
+    linked = list(mpi_service.linked_patients(store, patient_id) or [])
+    linked.sort(key=lambda p: p.get("id") != patient_id)
+    if linked:
+        return linked
     patient = read_patient(store, patient_id)
     return [patient] if patient is not None else []
 
 
 def person_for_patient(store, patient_id: str) -> str | None:
-    """The index's Person id for a Patient, or None without an index (or before linking)."""
-    mpi = _mpi()
-    if mpi is None:
-        return None
-    return mpi.person_for_patient(store, patient_id)
+    """The index's Person id for a Patient, or None before the index has linked it."""
+    return mpi_service.person_for_patient(store, patient_id)
 
 
 def subject_for_patient(store, patient_id: str) -> str:

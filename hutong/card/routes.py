@@ -21,6 +21,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from hutong.api.caller import PUBLIC, permit
+from hutong.api.plain import PlainRoute
 from hutong.card import codec, service
 from hutong.card.verify import REFUSAL_SYSTEM, REFUSALS, CardRefusal
 from hutong.card.vocab import CardStatus, Purpose, Relationship, Terminal
@@ -316,21 +317,26 @@ def qr(card_id: str, request: Request, caller: Caller = Depends(permit("card.qr"
     return JSONResponse(body, headers=headers)
 
 
-@router.post("/api/card/verify", response_model=VerifyOut, responses={
-    400: {"description": "Malformed request or code"}, 404: {"description": "Unknown card"},
-    409: {"description": "Card frozen/revoked or code replayed"}, 422: {"description": "Code refused"}},
+async def verify(body: VerifyRequest, caller: Caller, node) -> Response:
+    """Verify a scanned code at an institution (the platform's busiest request: a plain route)."""
+    if caller.institution and caller.institution != body.institution:
+        raise CardRefusal("institution-mismatch")
+    ctx = service.ScanContext(body.institution, body.terminal, body.purpose, full_identity=_is_staff(caller))
+    result = await service.verify_scan_async(node.store, body.qr_text, ctx)
+    return Response(orjson.dumps(result), media_type="application/json")
+
+
+VERIFY = PlainRoute(
+    "POST", "/api/card/verify", "card.verify", verify, request_model=VerifyRequest, response_model=VerifyOut,
+    tags=("health card 电子健康卡",),
     summary="Verify a scanned code at an institution",
     description="Checks the code (signature, key, expiry), the card's status and the replay policy, logs the "
                 "scan, and returns the resident's identity with the institution's own record number. Refusals "
                 f"are OperationOutcomes whose `issue.details.coding` (system `{REFUSAL_SYSTEM}`) names the "
-                f"reason:\n\n{_REFUSAL_DOC}")
-async def verify(body: VerifyRequest, request: Request, caller: Caller = Depends(permit("card.verify"))):
-    # The hot path: async (no thread hop; the permit dependency is async too), the answer serialised with orjson.
-    if caller.institution and caller.institution != body.institution:
-        raise CardRefusal("institution-mismatch")
-    ctx = service.ScanContext(body.institution, body.terminal, body.purpose, full_identity=_is_staff(caller))
-    result = await service.verify_scan_async(_store(request), body.qr_text, ctx)
-    return Response(orjson.dumps(result), media_type="application/json")
+                f"reason:\n\n{_REFUSAL_DOC}",
+    responses={400: {"description": "Malformed request or code"}, 404: {"description": "Unknown card"},
+               409: {"description": "Card frozen/revoked or code replayed"}, 422: {"description": "Code refused"}},
+)
 
 
 @router.get("/api/card/keys", response_model=Jwks, summary="Verification keys (JWKS trust list)",

@@ -444,8 +444,6 @@ async def verify_scan_async(store, qr_text: str, ctx: ScanContext) -> dict:
     The group-commit writer's future is awaited, so no worker thread is held while the batch commits;
     institution and identity lookups go to the thread pool only when not cached.
     """
-    import asyncio
-
     from starlette.concurrency import run_in_threadpool
 
     svc = service_for(store)
@@ -454,7 +452,7 @@ async def verify_scan_async(store, qr_text: str, ctx: ScanContext) -> dict:
         code, item = _check_scan(store, svc, qr_text, ctx, ts)
     else:
         code, item = await run_in_threadpool(_check_scan, store, svc, qr_text, ctx, ts)
-    refusal, row = await asyncio.wrap_future(_writer(svc).submit_nowait(item))
+    refusal, row = await _writer(svc).submit_async(item)
     if refusal:
         raise _refusal_for(refusal, ctx)
     patient_id = row.patient.split("/", 1)[1]
@@ -621,10 +619,10 @@ def _match_resident(store, rid: str, name: str) -> str | None:
         return None
     candidates.sort()
     subjects = {identity.subject_for_patient(store, pid): pid for pid in candidates}
-    if len(subjects) > 1 and identity._mpi() is not None:
+    if len(subjects) > 1:
         # The index says these are different people with the same ID and name: do not guess.
         return None
-    # Without an index every Patient is its own person; the lowest id is the deterministic choice.
+    # Records the index has not linked yet are each their own person; the lowest id is the deterministic choice.
     return candidates[0]
 
 

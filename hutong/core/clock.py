@@ -31,6 +31,8 @@ def instant_now() -> str:
 
 def iso_utc(ts_s: float) -> str:
     """A UTC instant from seconds, ISO 8601 with ``Z`` (JSON APIs outside FHIR, e.g. ``expires_at``)."""
+    if ts_s == int(ts_s):  # whole seconds (code times): time.strftime is several times faster
+        return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts_s))
     return datetime.fromtimestamp(ts_s, tz=UTC).isoformat().replace("+00:00", "Z")
 
 

@@ -17,14 +17,14 @@ from contextlib import nullcontext
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlsplit
 
-from sqlalchemy.exc import DBAPIError, IntegrityError
-
 from hutong.core.caller import Caller
 from hutong.core.clock import now_us
 from hutong.core.errors import FhirError, Issue, bad_request, operation_outcome
 from hutong.core.ids import new_id as new_id_
+from hutong.core.memory import release_memory
 from hutong.fhir.rest import FhirRequest, FhirResult, core_routes, perform, resource_result
 from hutong.fhir.routes import Call, RouteTable
+from hutong.store.errors import translate
 from hutong.store.records import Prepared, StoredResource
 from hutong.store.references import CONDITIONAL_REF, reference_objects, reference_path
 from hutong.store.store import Store
@@ -152,24 +152,6 @@ def receive_bundle(call: Call) -> dict:
             release_memory()
 
 
-def release_memory() -> None:
-    """Hand the heap freed by a large Bundle back to the operating system (glibc keeps it in its
-    arenas otherwise, and a worker's RSS would ratchet up to its largest Bundle and stay there)."""
-    if _MALLOC_TRIM is not None:
-        _MALLOC_TRIM(0)
-
-
-def _find_malloc_trim():
-    import ctypes
-    import ctypes.util
-
-    try:
-        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
-    except (OSError, AttributeError):  # not glibc
-        return None
-
-
-_MALLOC_TRIM = _find_malloc_trim()
 
 
 def _entry_response(result: FhirResult, representation: bool, base_url: str) -> dict:
@@ -244,7 +226,13 @@ def process_transaction(store: Store, bundle: dict, base_url: str, *, routes: Ro
                 raise _entry_error(i, exc) from None
     with store.write(tenant) as tx:
         tx.will_exist |= will_exist
-        # 1. Entries created only if their ifNoneExist search finds nothing.
+        # 1. Entries created only if their ifNoneExist search finds nothing. Their criteria are
+        # locked first, all of them and in one order, so concurrent Bundles cannot deadlock.
+        conditional = sorted({(path.split("/")[0], entry["request"]["ifNoneExist"].split("?", 1)[-1])
+                              for _i, entry, path, _q in plan
+                              if entry.get("fullUrl") in searched and entry["request"]["method"].upper() == "POST"})
+        for res_type, criteria in conditional:
+            tx.serialize_criteria(res_type, criteria)
         for i, entry, path, _query in plan:
             full_url = entry.get("fullUrl")
             if full_url not in searched or entry["request"]["method"].upper() != "POST":
@@ -427,8 +415,12 @@ def process_batch(store: Store, bundle: dict, base_url: str, *, routes: RouteTab
     ctx = _entries(store, base_url, routes, caller)
     try:
         return _run_batch(ctx, entries, representation, savepoints=False)
-    except (_NeedsSavepoints, DBAPIError):
-        return _run_batch(ctx, entries, representation, savepoints=True)
+    except _NeedsSavepoints:
+        pass
+    except FhirError as exc:
+        if exc.status != 409 or exc.__cause__ is None:  # only a database conflict is worth a rerun
+            raise
+    return _run_batch(ctx, entries, representation, savepoints=True)
 
 
 def _run_batch(ctx: Entries, entries, representation, *, savepoints: bool) -> dict:
@@ -451,11 +443,12 @@ def _run_batch(ctx: Entries, entries, representation, *, savepoints: bool) -> di
             except FhirError as exc:
                 err = _entry_error(i, exc)
                 responses.append({"response": {"status": str(exc.status), "outcome": operation_outcome(err.issues)}})
-            except IntegrityError:
-                if not savepoints:
+            except Exception as exc:  # a database failure of this entry alone (its savepoint rolled back)
+                mapped = translate(exc)
+                if mapped is None or not savepoints:
                     raise
-                err = _entry_error(i, FhirError(409, "conflict", "the entry conflicted with another write"))
-                responses.append({"response": {"status": "409", "outcome": operation_outcome(err.issues)}})
+                err = _entry_error(i, mapped)
+                responses.append({"response": {"status": str(mapped.status), "outcome": operation_outcome(err.issues)}})
     return {"resourceType": "Bundle", "type": "batch-response", "entry": responses}
 
 

@@ -51,7 +51,7 @@ def capability_statement(store, base_url: str, routes) -> dict:
             ]
         ops, seen = [], set()
         for item in interactions:
-            if item.operation and item.level != "system" and item.fixed_type == res_type and item.operation not in seen:
+            if item.operation and item.level != "system" and item.operation_type == res_type and item.operation not in seen:
                 seen.add(item.operation)
                 ops.append({"name": item.operation, "definition": item.definition})
         for item in interactions:  # operations on every type ({type}/$validate)

@@ -238,6 +238,7 @@ def apply_fhirpath_patch(resource: dict, operations: list[Operation]) -> dict:
                 del slot.container[slot.key][slot.index]
                 if not slot.container[slot.key]:
                     del slot.container[slot.key]
+            _prune(doc)  # FHIR JSON has no empty objects: a container left empty goes too
         elif op.type == "replace":
             slot = _one(slots, op)
             if slot.index is None:
@@ -250,6 +251,18 @@ def apply_fhirpath_patch(resource: dict, operations: list[Operation]) -> dict:
                 raise _unprocessable(f"move {op.source} -> {op.destination} is outside {op.path} (0..{len(lst) - 1})")
             lst.insert(op.destination, lst.pop(op.source))
     return doc
+
+
+def _prune(node) -> bool:
+    """Remove empty objects and arrays below ``node``; True when ``node`` itself is now empty."""
+    if isinstance(node, dict):
+        for key in [k for k, v in node.items() if isinstance(v, (dict, list)) and _prune(v)]:
+            del node[key]
+        return not node
+    if isinstance(node, list):
+        node[:] = [v for v in node if not (isinstance(v, (dict, list)) and _prune(v))]
+        return not node
+    return False
 
 
 def _def_path(slot: Slot) -> str:

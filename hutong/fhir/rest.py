@@ -21,6 +21,7 @@ from hutong.core.clock import http_date, instant
 from hutong.core.errors import FhirError, Issue, bad_request, info_outcome, operation_outcome
 from hutong.fhir.patch import patch_function
 from hutong.fhir.routes import Call, Interaction, RouteTable
+from hutong.store.errors import connection_lost
 from hutong.store.store import StoredResource, Tx
 
 _ETAG = re.compile(r'^\s*(?:W/)?"?([0-9]+)"?\s*$')
@@ -463,12 +464,23 @@ def open_tx(store, kind: str, tenant: str | None):
 
 def perform(call: Call) -> FhirResult:
     """Run ``call`` in the transaction its interaction declares (or in ``call.tx`` when one is given,
-    as for Bundle entries, which all share the Bundle's transaction)."""
+    as for Bundle entries, which all share the Bundle's transaction).
+
+    A read that fails because its pooled connection was dead (the database restarted) is run once
+    more on a fresh connection; a write is not (its client retries, as 503 tells it to)."""
     if call.tx is not None or call.interaction.tx == "own":
         return call.interaction.handler(call)
-    with open_tx(call.store, call.interaction.tx, call.caller.tenant) as tx:
-        call.tx = tx
-        return call.interaction.handler(call)
+    kind = call.interaction.tx
+    for attempt in (1, 2):
+        try:
+            with open_tx(call.store, kind, call.caller.tenant) as tx:
+                call.tx = tx
+                return call.interaction.handler(call)
+        except FhirError as exc:
+            if attempt == 2 or kind == "write" or not connection_lost(exc):
+                raise
+            call.tx = None
+    raise AssertionError("unreachable")
 
 
 def core_routes(store) -> RouteTable:

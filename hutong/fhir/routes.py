@@ -84,6 +84,9 @@ class Interaction:
     definition: str | None = None
     #: Allowed as a Bundle entry (needs a transaction kind that a Bundle's own transaction covers).
     in_bundle: bool = True
+    #: Largest body accepted (bytes); None: ``HUTONG_MAX_RESOURCE_BYTES`` for a JSON resource, the
+    #: node's ceiling ``HUTONG_MAX_BODY_BYTES`` for raw bodies (Bundles, documents).
+    max_body: int | None = None
     #: The capability that declared it.
     capability: str = "fhir"
     segments: tuple[str, ...] = field(init=False, repr=False, compare=False)
@@ -107,6 +110,15 @@ class Interaction:
         """The resource type a pattern names literally (``Patient/$match`` → ``Patient``)."""
         first = self.segments[0] if self.segments else ""
         return first if first[:1].isupper() else None
+
+    @property
+    def operation_type(self) -> str | None:
+        """The resource type an operation belongs to: the nearest type named before the ``$`` segment
+        (``Patient/{id}/Observation/$lastn`` → ``Observation``; ``Group/{id}/$export`` → ``Group``)."""
+        for seg in reversed(self.segments[:-1]):
+            if seg[:1].isupper():
+                return seg
+        return None
 
     def permission_for(self, params: dict[str, str]) -> str:
         """The permission with ``{type}`` filled in from the matched path."""

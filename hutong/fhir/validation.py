@@ -31,7 +31,6 @@ from __future__ import annotations
 import calendar
 import gzip
 import json
-import operator
 import re
 import threading
 from importlib import resources as _ilr
@@ -133,7 +132,20 @@ def _regex(rx: re.Pattern):
 
 
 _STR = frozenset((str,))
-_NONEMPTY = operator.truth  # JSON strings may never be empty in FHIR
+#: R4: "Strings SHOULD NOT exceed 1MB in size" — refused beyond, so a 60 MB name cannot reach the
+#: store. ``base64Binary`` is exempt (attachments and Binaries are large by nature).
+MAX_STRING = 1024 * 1024
+
+
+def _nonempty_string(v: str) -> bool:  # JSON strings may never be empty in FHIR
+    return 0 < len(v) <= MAX_STRING
+
+
+def _limited(fmt):
+    def check(v: str) -> bool:
+        return len(v) <= MAX_STRING and bool(fmt(v))
+
+    return check
 
 #: primitive type -> (accepted Python types, format check or None, JSON type named in messages)
 _PRIMITIVES: dict[str, tuple[frozenset, object, str]] = {
@@ -142,14 +154,14 @@ _PRIMITIVES: dict[str, tuple[frozenset, object, str]] = {
     "positiveInt": (frozenset((int,)), _check_positive, "a JSON integer"),
     "unsignedInt": (frozenset((int,)), _check_unsigned, "a JSON integer"),
     "decimal": (frozenset((int, float)), None, "a JSON number"),
-    "string": (_STR, _NONEMPTY, "a JSON string"),
-    "markdown": (_STR, _NONEMPTY, "a JSON string"),
-    "xhtml": (_STR, _check_xhtml, "a JSON string"),
-    "code": (_STR, _regex(_CODE_RE), "a JSON string"),
+    "string": (_STR, _nonempty_string, "a JSON string"),
+    "markdown": (_STR, _nonempty_string, "a JSON string"),
+    "xhtml": (_STR, _limited(_check_xhtml), "a JSON string"),
+    "code": (_STR, _limited(_regex(_CODE_RE)), "a JSON string"),
     "id": (_STR, _regex(_ID_RE), "a JSON string"),
-    "uri": (_STR, _regex(_URI_RE), "a JSON string"),
-    "url": (_STR, _regex(_URI_RE), "a JSON string"),
-    "canonical": (_STR, _regex(_URI_RE), "a JSON string"),
+    "uri": (_STR, _limited(_regex(_URI_RE)), "a JSON string"),
+    "url": (_STR, _limited(_regex(_URI_RE)), "a JSON string"),
+    "canonical": (_STR, _limited(_regex(_URI_RE)), "a JSON string"),
     "oid": (_STR, _regex(_OID_RE), "a JSON string"),
     "uuid": (_STR, _regex(_UUID_RE), "a JSON string"),
     "date": (_STR, _check_date, "a JSON string"),
@@ -600,6 +612,9 @@ def _bad_primitive(el: _El, v, path: str, issues: list[Issue]) -> None:
             _err(issues, "value", f"{shown} is out of range for {el.type} ({el.jname})", path)
         elif v == "":
             _err(issues, "value", f"{el.jname} must not be an empty string", path)
+        elif type(v) is str and len(v) > MAX_STRING:
+            _err(issues, "too-long", f"{el.jname} is {len(v):,} characters long; FHIR strings may be at most "
+                 f"{MAX_STRING:,} (send large content as an attachment or Binary)", path)
         else:
             _err(issues, "value", f"{shown!r} is not a valid {el.type} ({el.jname})", path)
     else:

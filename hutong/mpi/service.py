@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import orjson
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import bindparam, delete, insert, select, update
 
 from hutong.china import ids
 from hutong.core.clock import now_us
@@ -379,21 +379,26 @@ def consume(tx, events) -> None:
 # --- queries for other capabilities -------------------------------------------------------------------------
 
 
+#: Built once: health-card verification asks these for every scan, and building a statement costs
+#: more than running it.
+_PERSON_OF = select(mpi_record.c.person_id).where(mpi_record.c.patient_id == bindparam("pid"))
+_PATIENTS_OF = (select(mpi_record.c.patient_id).where(mpi_record.c.person_id == bindparam("person"))
+                .order_by(mpi_record.c.patient_id))
+
+
 def person_for_patient(store, patient_id: str) -> str | None:
     """The Person id the patient is linked to, or None if not (yet) indexed."""
-    with store.read() as tx:
-        return tx.conn.execute(select(mpi_record.c.person_id).where(mpi_record.c.patient_id == patient_id)).scalar()
+    with store.read(snapshot=False) as tx:
+        return tx.conn.execute(_PERSON_OF, {"pid": patient_id}).scalar()
 
 
 def linked_patients(store, patient_id: str) -> list[dict]:
     """Patient resources linked to the same person as ``patient_id``, the given one included (first)."""
     with store.read() as tx:
-        person = tx.conn.execute(select(mpi_record.c.person_id).where(mpi_record.c.patient_id == patient_id)).scalar()
+        person = tx.conn.execute(_PERSON_OF, {"pid": patient_id}).scalar()
         pids = [patient_id]
         if person is not None:
-            pids += [r[0] for r in tx.conn.execute(
-                select(mpi_record.c.patient_id).where(mpi_record.c.person_id == person).order_by(mpi_record.c.patient_id))
-                if r[0] != patient_id]
+            pids += [r[0] for r in tx.conn.execute(_PATIENTS_OF, {"person": person}) if r[0] != patient_id]
         out = []
         for pid in pids:
             s = tx.read("Patient", pid)

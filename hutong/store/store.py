@@ -15,16 +15,27 @@ from contextlib import contextmanager
 from typing import Protocol
 
 from sqlalchemy import Engine
-from sqlalchemy.exc import IntegrityError
 
 from hutong.config import Settings
 from hutong.core.clock import instant
 from hutong.core.errors import FhirError, Issue, bad_request
-from hutong.store.engine import create_schema, make_engine, write_gate
+from hutong.store.engine import begin_transaction, create_schema, dispose_engine, make_engine, write_gate
+from hutong.store.errors import connection_lost, translate
 from hutong.store.outbox import Outbox
 from hutong.store.records import Prepared, StoredResource, WriteResult, column_names, dumps
 from hutong.store.references import relative_references
 from hutong.store.tx import Tx, _source
+
+
+def _invalidate_if_lost(conn, exc: BaseException) -> None:
+    """Statements sent straight to the driver bypass SQLAlchemy's disconnect detection: when one
+    finds the connection dead, invalidate it so the pool does not hand it out again."""
+    mapped = translate(exc)
+    if mapped is not None and connection_lost(mapped) and not conn.invalidated:
+        conn.invalidate(exc)
+        # The database went away: every pooled connection is as dead as this one. A fresh pool
+        # (the old connections are dropped as they come back) spares the next requests the same error.
+        conn.engine.dispose(close=False)
 
 
 class Validator(Protocol):
@@ -85,13 +96,14 @@ class Store:
              tables: Sequence = (), referential_integrity: bool = True) -> Store:
         """Connect to the configured database and create or migrate the schema (the core tables and
         ``tables``, the capabilities' own)."""
-        engine = make_engine(settings.sqlalchemy_url)
+        engine = make_engine(settings.sqlalchemy_url, lock_timeout_s=settings.db_lock_timeout_s,
+                             statement_timeout_s=settings.db_statement_timeout_s)
         create_schema(engine, tables)
         return cls(engine, settings=settings, validator=validator, index=index, resource_types=resource_types,
                    referential_integrity=referential_integrity)
 
     def close(self) -> None:
-        self.engine.dispose()
+        dispose_engine(self.engine)
 
     # ------------------------------------------------------------------ types
     def known_types(self) -> frozenset[str]:
@@ -143,18 +155,27 @@ class Store:
     # ------------------------------------------------------------------ transactions
     @contextmanager
     def write(self, tenant: str | None = None) -> Iterator[Tx]:
-        """A write transaction: commits at exit (buffers flushed, change events written), rolls back on error."""
-        with write_gate(self.engine), self.engine.connect() as conn:
-            conn.info["write"] = True
-            try:
-                with conn.begin():
-                    tx = Tx(self, conn, True, tenant or self.settings.default_tenant)
-                    yield tx
-                    tx.commit_buffers()
-            except IntegrityError as exc:
-                raise FhirError(409, "conflict", "the write conflicted with a concurrent change; retry") from exc
-            finally:
-                conn.info["write"] = False
+        """A write transaction: commits at exit (buffers flushed, change events written), rolls back on error.
+
+        Database failures come out as the FHIR errors a client can act on (``hutong/store/errors.py``):
+        409 for a conflict with a concurrent write, 503 with Retry-After when the database is busy
+        or away."""
+        try:
+            with write_gate(self.engine), self.engine.connect() as conn:
+                try:
+                    with conn.begin():
+                        begin_transaction(conn, write=True)
+                        tx = Tx(self, conn, True, tenant or self.settings.default_tenant)
+                        yield tx
+                        tx.commit_buffers()
+                except Exception as exc:
+                    _invalidate_if_lost(conn, exc)
+                    raise
+        except Exception as exc:
+            mapped = translate(exc)
+            if mapped is None:
+                raise
+            raise mapped from exc
         if tx.events:
             self._notify()
 
@@ -165,13 +186,25 @@ class Store:
         ``snapshot=False`` is for single-statement reads (read by id): on PostgreSQL it runs in
         autocommit and saves the BEGIN and COMMIT round trips.
         """
-        with self.engine.connect() as conn:
-            if not snapshot and self.is_postgres:
-                conn = conn.execution_options(isolation_level="AUTOCOMMIT")
-                yield Tx(self, conn, False, self.settings.default_tenant)
-                return
-            with conn.begin():
-                yield Tx(self, conn, False, self.settings.default_tenant)
+        try:
+            with self.engine.connect() as conn:
+                try:
+                    if not snapshot:
+                        if self.is_postgres:
+                            conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+                        yield Tx(self, conn, False, self.settings.default_tenant)  # SQLite: autocommit already
+                        return
+                    with conn.begin():
+                        begin_transaction(conn, write=False)
+                        yield Tx(self, conn, False, self.settings.default_tenant)
+                except Exception as exc:
+                    _invalidate_if_lost(conn, exc)
+                    raise
+        except Exception as exc:
+            mapped = translate(exc)
+            if mapped is None:
+                raise
+            raise mapped from exc
 
     # ------------------------------------------------------------------ one-shot helpers
     def create(self, resource: dict, **kwargs) -> WriteResult:

@@ -8,6 +8,7 @@ SQLite, ``COPY`` on PostgreSQL, which keeps Bundle ingest to a handful of round 
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
@@ -31,6 +32,11 @@ if TYPE_CHECKING:
 _OUTBOX_LOCK = 72616471
 
 _SQLITE_INSERT: dict[tuple[str, tuple[str, ...]], str] = {}
+
+_READ_COLUMNS = "res_type, res_id, version_id, ts_us, deleted, tenant, content"
+_READ_SQLITE = f"SELECT {_READ_COLUMNS} FROM resource WHERE res_type = ? AND res_id = ?"
+_READ_PG = f"SELECT {_READ_COLUMNS} FROM resource WHERE res_type = %s AND res_id = %s"
+_READ_PG_FOR_UPDATE = _READ_PG + " FOR UPDATE"
 
 
 def _check_id(res_id: str, expression: str = "id") -> None:
@@ -183,16 +189,16 @@ class Tx:
     def read(self, res_type: str, res_id: str, *, for_update: bool = False) -> StoredResource | None:
         """The current version (possibly a deletion marker), or None if it never existed."""
         self.flush()
-        r = schema.resource.c
-        stmt = select(r.res_type, r.res_id, r.version_id, r.ts_us, r.deleted, r.tenant, r.content).where(
-            r.res_type == res_type, r.res_id == res_id
-        )
-        if for_update and self.store.is_postgres:
-            stmt = stmt.with_for_update()
-        row = self.conn.execute(stmt).first()
+        # The hottest statement of the platform, sent straight to the driver: through SQLAlchemy's
+        # statement construction and result machinery it costs several times the query itself.
+        if self.store.is_postgres:
+            sql = _READ_PG_FOR_UPDATE if for_update else _READ_PG
+        else:
+            sql = _READ_SQLITE
+        row = self.conn.connection.dbapi_connection.execute(sql, (res_type, res_id)).fetchone()
         if row is None:
             return None
-        return StoredResource(*row)
+        return StoredResource(row[0], row[1], row[2], row[3], bool(row[4]), row[5], row[6])
 
     def read_current(self, res_type: str, res_id: str) -> StoredResource:
         """The current version, or a 404/410 FhirError."""
@@ -272,13 +278,7 @@ class Tx:
         """Versions newest first; ``at_or_before`` is a keyset cursor (ts_us, type, id, version)."""
         self.flush()
         v = schema.resource_version.c
-        stmt = self._versions_select()
-        if res_type:
-            stmt = stmt.where(v.res_type == res_type)
-        if res_id:
-            stmt = stmt.where(v.res_id == res_id)
-        if since_us is not None:
-            stmt = stmt.where(v.ts_us >= since_us)
+        stmt = self._versions_select().where(*_history_scope(res_type, res_id, since_us))
         if at_or_before is not None:
             ts, t, i, ver = at_or_before
             stmt = stmt.where(tuple_(v.ts_us, v.res_type, v.res_id, v.version_id) <= (ts, t, i, ver))
@@ -289,15 +289,28 @@ class Tx:
                       since_us: int | None = None) -> int:
         """How many versions a history of the same scope holds (``Bundle.total``)."""
         self.flush()
-        v = schema.resource_version.c
-        stmt = select(func.count()).select_from(schema.resource_version)
-        if res_type:
-            stmt = stmt.where(v.res_type == res_type)
-        if res_id:
-            stmt = stmt.where(v.res_id == res_id)
-        if since_us is not None:
-            stmt = stmt.where(v.ts_us >= since_us)
+        stmt = select(func.count()).select_from(schema.resource_version).where(
+            *_history_scope(res_type, res_id, since_us))
         return int(self.conn.execute(stmt).scalar() or 0)
+
+    def serialize_criteria(self, res_type: str, query: str) -> None:
+        """Make conditional writes on the same criteria wait for each other (PostgreSQL): the search
+        and the insert of a conditional create are otherwise not atomic there, and ten concurrent
+        ``If-None-Exist`` requests could create ten resources. SQLite serialises writers already."""
+        if not self.store.is_postgres:
+            return
+        try:
+            params = sorted(parse_qsl(query, keep_blank_values=True))
+        except ValueError:
+            return  # the search itself reports the malformed criteria
+        self._advisory_lock(1, res_type + "?" + "&".join(f"{k}={v}" for k, v in params))
+
+    def _advisory_lock(self, space: int, key: str) -> None:
+        """A transaction-scoped PostgreSQL advisory lock on ``key`` within ``space`` (two-int form:
+        its keys never meet the outbox's one-bigint lock)."""
+        digest = int.from_bytes(hashlib.blake2b(key.encode(), digest_size=4).digest(), "big", signed=True)
+        self.flush()
+        self.conn.connection.dbapi_connection.execute("SELECT pg_advisory_xact_lock(%s, %s)", (space, digest))
 
     def search_ids(self, res_type: str, params: list[tuple[str, str]], limit: int | None = None) -> list[str]:
         """Ids of current resources matching FHIR search ``params`` (needs the search index)."""
@@ -392,6 +405,7 @@ class Tx:
         self.store.check_type(res_type)
         if if_none_exist:
             query = if_none_exist.split("?", 1)[1] if "?" in if_none_exist else if_none_exist
+            self.serialize_criteria(res_type, query)
             matches = self.search_query(res_type, query, limit=2)
             if len(matches) > 1:
                 raise precondition_failed(f"If-None-Exist criteria {if_none_exist!r} match more than one {res_type}")
@@ -441,6 +455,11 @@ class Tx:
         if body_id is not None and body_id != res_id:
             raise bad_request(f"resource id {str(body_id)[:80]!r} does not match the URL id {res_id!r}", "id")
         current = self.read(res_type, res_id, for_update=True)
+        if current is None and self.store.is_postgres and (res_type, res_id) not in self._new:
+            # Two transactions creating the same new id: the second waits here for the first to
+            # commit and then updates it, as on SQLite (whose writers are serialised anyway).
+            self._advisory_lock(2, f"{res_type}/{res_id}")
+            current = self.read(res_type, res_id, for_update=True)
         if if_match is not None:
             if current is None or current.deleted or current.version_id != if_match:
                 have = "none" if current is None or current.deleted else current.version_id
@@ -534,6 +553,7 @@ class Tx:
 
     def conditional_update(self, res_type: str, query: str, resource: dict, *, if_match: int | None = None):
         """PUT ``Type?criteria``: update the one match, create if none, 412 if several."""
+        self.serialize_criteria(res_type, query)
         matches = self.search_query(res_type, query, limit=2)
         if len(matches) > 1:
             raise precondition_failed(f"conditional update criteria match more than one {res_type}")
@@ -559,6 +579,19 @@ class Tx:
     def commit_buffers(self) -> None:
         self.flush()
         self._flush_events()
+
+
+def _history_scope(res_type: str | None, res_id: str | None, since_us: int | None) -> list:
+    """The conditions on ``resource_version`` of a history's scope (system, type or instance)."""
+    v = schema.resource_version.c
+    conds = []
+    if res_type:
+        conds.append(v.res_type == res_type)
+    if res_id:
+        conds.append(v.res_id == res_id)
+    if since_us is not None:
+        conds.append(v.ts_us >= since_us)
+    return conds
 
 
 def _source(resource: dict) -> str | None:

@@ -304,10 +304,22 @@ def test_dependant_registration_by_guardian(world):
     assert dep["guardian_card"] == guardian["card_id"]
 
 
-def test_identity_fallback_without_mpi_and_with_mpi(world, monkeypatch):
+class _Unlinked:
+    """A patient index that has not linked anything yet."""
+
+    @staticmethod
+    def linked_patients(store, pid):
+        return []
+
+    @staticmethod
+    def person_for_patient(store, pid):
+        return None
+
+
+def test_identity_before_and_after_the_index_links_records(world, monkeypatch):
     from hutong.card import identity
 
-    monkeypatch.setattr(identity, "_mpi", lambda: None)
+    monkeypatch.setattr(identity, "mpi_service", _Unlinked)
     assert [p["id"] for p in identity.linked_patients(world, "p1")] == ["p1"]
     assert identity.subject_for_patient(world, "p1") == "Patient/p1"
     assert identity.linked_patients(world, "ghost") == []
@@ -327,9 +339,9 @@ def test_identity_fallback_without_mpi_and_with_mpi(world, monkeypatch):
         def person_for_patient(store, pid):
             return "Person/per1"
 
-    monkeypatch.setattr(identity, "_mpi", lambda: None)
+    monkeypatch.setattr(identity, "mpi_service", _Unlinked)
     early, _ = S.issue_card(world, "Patient/p1")  # issued before the index linked the records
-    monkeypatch.setattr(identity, "_mpi", lambda: FakeMpi)
+    monkeypatch.setattr(identity, "mpi_service", FakeMpi)
     with pytest.raises(FhirError) as err:
         S.issue_card(world, "Patient/p1-h2")
     assert early["card_id"] in err.value.diagnostics

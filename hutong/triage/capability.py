@@ -1,0 +1,13 @@
+"""Smart triage as a capability of the node."""
+
+from hutong.capability import Capability
+from hutong.triage import cli, routes
+
+CAPABILITY = Capability(
+    name="triage",
+    summary="智能导诊 triage: a resident's words -> departments of the national list, red flags, intent",
+    routers=[routes.router],
+    cli=cli.register,
+    startup=routes.startup,
+    permissions={"triage.ask": "ask the triage assistant which department to see"},
+)

@@ -1,0 +1,84 @@
+"""Real server processes for the reliability tests (kill -9 needs a process of its own)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import REPO, _free_port, fresh_database
+
+
+def server_env(settings, **extra) -> dict:
+    env = {**os.environ, "HUTONG_DATA_DIR": str(settings.data_dir), "HUTONG_DATABASE_URL": settings.database_url,
+           "PYTHONPATH": str(REPO), **{k: str(v) for k, v in extra.items()}}
+    return env
+
+
+@contextmanager
+def server_process(settings, workers: int = 2, **extra):
+    """``uvicorn hutong.api.asgi:app`` with ``workers`` processes in a process group of its own;
+    yields ``(base_url, popen)``. The group is killed at the end whatever happened."""
+    port = _free_port()
+    log = open(Path(settings.data_dir).parent / f"server-{port}.log", "wb")
+    proc = start(settings, port, workers, log, **extra)
+    try:
+        yield f"http://127.0.0.1:{port}", proc
+    finally:
+        kill(proc)
+        log.close()
+
+
+def start(settings, port: int, workers: int, log, **extra) -> subprocess.Popen:
+    Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "hutong.api.asgi:app", "--host", "127.0.0.1", "--port", str(port),
+         "--workers", str(workers), "--log-level", "warning", "--no-access-log",
+         "--http", "hutong.api.protocol:GuardedHttpToolsProtocol"],
+        env=server_env(settings, **extra), cwd=REPO, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    wait_ready(f"http://127.0.0.1:{port}", proc)
+    return proc
+
+
+def wait_ready(url: str, proc: subprocess.Popen, seconds: float = 60) -> None:
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}")
+        try:
+            if httpx.get(url + "/health", timeout=2).status_code == 200:
+                time.sleep(0.5)  # the other workers
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError("server did not start")
+
+
+def kill(proc: subprocess.Popen, sig: int = signal.SIGKILL) -> None:
+    """Signal the whole process group (supervisor and workers)."""
+    try:
+        os.killpg(proc.pid, sig)
+    except ProcessLookupError:
+        pass
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        pass
+
+
+@pytest.fixture
+def settings(backend, tmp_path):
+    """Settings for a fresh database on each backend (the servers of a test share it)."""
+    with fresh_database(backend, tmp_path) as s:
+        from hutong.api.app import node_store
+
+        node_store(s).close()  # create the schema once, before several processes start on it
+        yield s
