@@ -20,6 +20,7 @@ BENCHMARKS = {
     "card": ["card/bench_verify.py"],
     "triage": ["triage/bench_triage.py"],
     "reportread": ["reportread/bench_interpret.py"],
+    "share": ["share/bench_share.py"],
 }
 
 

@@ -70,6 +70,9 @@ class Settings:
     reportread_critical_table: str = ""
     #: Report reading: seconds between checks for overdue critical values in a running node (0: off).
     reportread_escalation_seconds: int = 30
+    #: Web layer: root secret for signed cookies and workstation-launch keys (empty: a random one kept in
+    #: the database, shared by every worker and node on it).
+    web_secret: str = ""
     extra: dict = field(default_factory=dict)
 
     @property

@@ -138,3 +138,116 @@ def fhir(server):
 
     with httpx.Client(base_url=server + "/fhir", timeout=180) as client:
         yield client
+
+
+# ---------------------------------------------------------------------------------------------- pages
+# Pages are tested in Debian's Chromium driven by Playwright (sync API, no browser download). These
+# fixtures are shared by every capability's page tests:
+#   page_server  live server on a fresh SQLite store whose pages carry STRICT_CSP (so a page that needs
+#                inline script or style fails its test); page_server_store is the store behind it
+#   browser_context  one headless Chromium per test session, with a fresh user-data directory
+#   page         a new tab (cookies cleared), with .console_errors collecting console errors, CSP
+#                violations and uncaught exceptions
+#   screenshot   screenshot(page, "name") saves test-artifacts/screenshots/<name>.png
+# All of them skip cleanly when /usr/bin/chromium (or HUTONG_CHROMIUM) or Playwright is missing.
+
+CHROMIUM = os.environ.get("HUTONG_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--no-first-run"]
+SCREENSHOTS = REPO / "test-artifacts" / "screenshots"
+#: The Content-Security-Policy pages must work under (no 'unsafe-inline', nothing from elsewhere).
+STRICT_CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+              "connect-src 'self'; font-src 'self'; frame-src 'self'; object-src 'none'; base-uri 'none'; "
+              "form-action 'self'; frame-ancestors 'self'")
+
+
+class StrictCsp:
+    """ASGI middleware adding ``STRICT_CSP`` to every HTML answer (test servers only)."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+
+        async def add_header(message):
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers") or [])
+                if any(k.lower() == b"content-type" and v.startswith(b"text/html") for k, v in headers):
+                    headers.append((b"content-security-policy", STRICT_CSP.encode()))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, add_header)
+
+
+@pytest.fixture
+def page_server_store(tmp_path):
+    """A fresh SQLite store for page tests (pages are the same on both backends; their data is tested
+    on both by the capabilities' API tests)."""
+    from hutong.api.app import node_store
+
+    with fresh_database("sqlite", tmp_path) as settings:
+        st = node_store(settings)
+        try:
+            yield st
+        finally:
+            st.close()
+
+
+@pytest.fixture
+def page_server(page_server_store):
+    """Base URL of a live server on ``page_server_store`` whose HTML answers carry ``STRICT_CSP``."""
+    from hutong.api.app import create_app
+
+    with LiveServer(StrictCsp(create_app(store=page_server_store))) as live:
+        yield live.url
+
+
+@pytest.fixture(scope="session")
+def browser_context(tmp_path_factory):
+    """One headless Chromium (persistent context on a fresh user-data directory) for the session."""
+    if not os.path.exists(CHROMIUM):
+        pytest.skip(f"{CHROMIUM} is not installed (scripts/install-browser.sh installs it)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as p:
+        context = p.chromium.launch_persistent_context(
+            str(tmp_path_factory.mktemp("chromium-profile")), executable_path=CHROMIUM, headless=True,
+            args=CHROMIUM_ARGS, locale="zh-CN", viewport={"width": 1280, "height": 900},
+            timezone_id="Asia/Shanghai")
+        context.set_default_timeout(15_000)
+        try:
+            yield context
+        finally:
+            context.close()
+
+
+@pytest.fixture
+def page(browser_context):
+    """A new browser tab with no cookies; ``page.console_errors`` lists console errors (CSP
+    violations included) and uncaught exceptions seen while the test ran."""
+    browser_context.clear_cookies()
+    tab = browser_context.new_page()
+    errors: list[str] = []
+    tab.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+    tab.on("pageerror", lambda exc: errors.append(str(exc)))
+    tab.console_errors = errors
+    try:
+        yield tab
+    finally:
+        tab.close()
+
+
+@pytest.fixture
+def screenshot(request):
+    """``screenshot(page, name=None, full_page=True)`` saves ``test-artifacts/screenshots/<name>.png``."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+
+    def take(tab, name: str | None = None, full_page: bool = True) -> Path:
+        stem = name or request.node.name
+        path = SCREENSHOTS / ("".join(c if c.isalnum() or c in "-_." else "_" for c in stem) + ".png")
+        tab.screenshot(path=str(path), full_page=full_page)
+        return path
+
+    return take

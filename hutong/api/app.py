@@ -45,16 +45,18 @@ from hutong.core.errors import FhirError, Issue, operation_outcome
 from hutong.mpi.capability import CAPABILITY as MPI
 from hutong.reportread.capability import CAPABILITY as REPORTREAD
 from hutong.search.capability import CAPABILITY as SEARCH
+from hutong.share.capability import CAPABILITY as SHARE
 from hutong.sim.capability import CAPABILITY as SIM
 from hutong.stats.capability import CAPABILITY as STATS
 from hutong.store import Store
 from hutong.triage.capability import CAPABILITY as TRIAGE
+from hutong.web.capability import CAPABILITY as WEB
 
 log = logging.getLogger("hutong.api")
 
 #: The capabilities of a node, in order: each one's routes, operations, consumers, pages, commands
 #: and start-up work come from its entry here and nowhere else.
-CAPABILITIES: list[Capability] = [SEARCH, BULK, MPI, CARD, STATS, SIM, TRIAGE, REPORTREAD]
+CAPABILITIES: list[Capability] = [SEARCH, BULK, MPI, CARD, STATS, SIM, TRIAGE, REPORTREAD, SHARE, WEB]
 
 _STATIC = Path(__file__).resolve().parent / "static"
 _ASSETS = {

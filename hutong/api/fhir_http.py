@@ -12,6 +12,8 @@ from the same table (``hutong/api/openapi.py``).
 from __future__ import annotations
 
 import logging
+import os
+from pathlib import Path
 from urllib.parse import parse_qsl
 
 import anyio
@@ -80,6 +82,29 @@ LARGE_BODY = 1024 * 1024
 LARGE_AT_ONCE = 4
 
 
+async def spool_body(receive, folder) -> str:
+    """Write the request body to a new file in ``folder`` chunk by chunk as it arrives; returns its path.
+
+    The body never sits whole in memory (the body-size middleware in front still bounds it)."""
+    import tempfile
+
+    os.makedirs(folder, exist_ok=True)
+    fd, path = tempfile.mkstemp(prefix="upload-", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            while True:
+                message = await receive()
+                if message["type"] != "http.request":
+                    break
+                fh.write(message.get("body", b""))
+                if not message.get("more_body"):
+                    break
+    except BaseException:
+        os.unlink(path)
+        raise
+    return path
+
+
 def to_response(result: FhirResult, head: bool = False) -> Response:
     """The HTTP answer for a ``FhirResult``."""
     if result.file is not None:
@@ -123,6 +148,7 @@ class FhirHttp:
         method = scope["method"]
         path = scope["path"][len(PREFIX):]
         large = False
+        spooled: list[str] = []
         try:
             interaction, params = self.routes.match(method, path)
             headers = scope_headers(scope)
@@ -132,25 +158,32 @@ class FhirHttp:
                 if self._large is None:
                     self._large = anyio.Semaphore(LARGE_AT_ONCE)
                 async with self._large:
-                    response = await self._answer(scope, receive, method, path, interaction, params, headers)
+                    response = await self._answer(scope, receive, method, path, interaction, params, headers, spooled)
             else:
-                response = await self._answer(scope, receive, method, path, interaction, params, headers)
+                response = await self._answer(scope, receive, method, path, interaction, params, headers, spooled)
         except FhirError as exc:
             response = outcome_response(exc)
         except Exception:  # the details go to the log, never to the client
             log.exception("unhandled error in %s %s", method, path[:200])
             response = internal_error_response()
+        finally:
+            for spooled_path in spooled:  # a spooled body the handler did not keep
+                if os.path.exists(spooled_path):
+                    os.unlink(spooled_path)
         await response(scope, receive, send)
         if large:
             release_memory()
 
-    async def _answer(self, scope, receive, method, path, interaction, params, headers):
+    async def _answer(self, scope, receive, method, path, interaction, params, headers, spooled: list[str]):
         qs = scope.get("query_string") or b""
         query = parse_qsl(qs.decode("latin-1"), keep_blank_values=True) if qs else []
         check_format(query, headers.get("accept"))
         caller = authenticate(headers.get)
         body = None
-        if interaction.body != "none":
+        if interaction.body == "stream":
+            body = await spool_body(receive, Path(self.node.settings.data_dir) / "uploads")
+            spooled.append(body)
+        elif interaction.body != "none":
             raw_kind = interaction.body == "raw"
             limit = interaction.max_body or (self.node.settings.max_body_bytes if raw_kind
                                              else self.node.settings.max_resource_bytes)

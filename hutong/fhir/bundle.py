@@ -215,6 +215,7 @@ def process_transaction(store: Store, bundle: dict, base_url: str, *, routes: Ro
         resource = entry.get("resource")
         if not isinstance(resource, dict):
             continue
+        _rewrite_attachment_urls(resource, id_map)
         refs = reference_objects(resource)
         if not _rewrite_references(i, resource, id_map, searched, refs):
             unresolved.append(i)
@@ -356,6 +357,26 @@ def _rewrite_references(index: int, resource: dict, id_map: dict[str, str], sear
         elif CONDITIONAL_REF.match(ref):
             resolved = False
     return resolved
+
+
+_ATTACHMENT_KEYS = frozenset({"contentType", "size", "hash", "title", "creation", "language"})
+
+
+def _rewrite_attachment_urls(node, id_map: dict[str, str]) -> None:
+    """R4 transaction rules: links to other entries are replaced in url elements too, not only in
+    Reference.reference; an Attachment's ``url`` naming an entry (MHD: DocumentReference → its Binary)
+    becomes that entry's new relative URL."""
+    if isinstance(node, dict):
+        url = node.get("url")
+        if isinstance(url, str) and url.startswith("urn:") and url in id_map and _ATTACHMENT_KEYS & node.keys():
+            node["url"] = id_map[url]
+        for value in node.values():
+            if isinstance(value, (dict, list)):
+                _rewrite_attachment_urls(value, id_map)
+    elif isinstance(node, list):
+        for value in node:
+            if isinstance(value, (dict, list)):
+                _rewrite_attachment_urls(value, id_map)
 
 
 def _new_resource(entry: dict, path: str) -> dict:

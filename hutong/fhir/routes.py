@@ -34,8 +34,10 @@ if TYPE_CHECKING:
 #: ``read-one`` (a single statement, no snapshot), ``write`` (one write transaction), ``own``
 #: (the handler opens what it needs: Bundles, asynchronous jobs).
 TxKind = Literal["read", "read-one", "write", "own"]
-#: How the HTTP layer hands the request body to the handler.
-BodyKind = Literal["none", "json", "form", "raw"]
+#: How the HTTP layer hands the request body to the handler: ``stream`` spools it to a temporary file
+#: as it arrives (``call.req.body`` is then that file's path; the handler moves or deletes it), for large
+#: documents that must not sit whole in a worker's memory.
+BodyKind = Literal["none", "json", "form", "raw", "stream"]
 
 _PLACEHOLDERS = ("{type}", "{id}", "{vid}", "{comp}", "{name}")
 

@@ -1,4 +1,10 @@
-"""``Patient/$everything``: one patient's compartment (or every patient's), paged by a keyset cursor."""
+"""``Patient/$everything``: one patient's compartment (or every patient's), paged by a keyset cursor.
+
+With a linked-identity resolver installed (``hutong/search/linked.py``, by ``hutong/share``),
+``Patient/{id}/$everything`` covers the compartments of every Patient record linked to the same person;
+each entry then names the record it came from (entry extension ``SOURCE_RECORD_URL``) and the resource
+keeps its source institution in ``meta.source`` (taken from that record when the resource has none).
+``linked=false`` keeps the single-record answer."""
 
 from __future__ import annotations
 
@@ -10,11 +16,23 @@ from sqlalchemy import false, select, tuple_
 
 from hutong.core.clock import instant_now
 from hutong.core.errors import FhirError
+from hutong.search import linked as linked_ids
 from hutong.search.compartment import compartment_filter, compartment_pairs, resource_types
 from hutong.search.index import decode_cursor, encode_cursor
 from hutong.search.query import bad, parse_date
 from hutong.search.tables import sp_reference
 from hutong.store.schema import resource as R
+
+#: Bundle.entry extension naming the Patient record an entry belongs to (linked-identity mode).
+SOURCE_RECORD_URL = "http://hutong.org/fhir/StructureDefinition/source-record"
+
+
+def _linked_mode(value: str | None) -> bool:
+    if value is None or value == "":
+        return linked_ids.resolver() is not None
+    if value not in ("true", "false"):
+        raise bad("linked must be true or false", "linked")
+    return value == "true" and linked_ids.resolver() is not None
 
 
 def _since(value: str | None, name: str = "_since") -> int | None:
@@ -38,8 +56,13 @@ def everything(tx, patient_id: str | None, query: dict[str, str], base_url: str,
     if cursor:
         (last_type, last_id), _b = decode_cursor(cursor, 2)
         last = (last_type, last_id)
+    sources: dict = {}
+    record_source: dict[str, str] = {}
     if patient_id is not None:
-        rows, more = _everything_one(tx.conn, patient_id, types, since, last, count)
+        ids = linked_ids.linked_ids(tx.conn, patient_id) if _linked_mode(query.get("linked")) else [patient_id]
+        rows, more, sources = _everything_one(tx.conn, ids, types, since, last, count)
+        if len(ids) > 1:
+            record_source = _record_sources(tx.conn, ids)
     else:
         conds = [R.c.deleted == false(), compartment_filter("Patient", None, types)]
         if since is not None:
@@ -69,20 +92,54 @@ def everything(tx, patient_id: str | None, query: dict[str, str], base_url: str,
         links.append({"relation": "next", "url": link(encode_cursor([rows[-1][0], rows[-1][1]], False))})
     bundle["link"] = links
     if rows:
-        bundle["entry"] = [
-            {"fullUrl": f"{base_url}/{t}/{i}", "resource": orjson.loads(c), "search": {"mode": "match"}}
-            for t, i, c in rows
-        ]
+        bundle["entry"] = [_entry(base_url, t, i, c, sources, record_source) for t, i, c in rows]
     return bundle
 
 
-def _everything_one(conn, patient_id: str, types, since, last, count: int):
-    """One patient's compartment from the reverse reference index (one range scan), paged by (type, id)."""
+def _entry(base_url: str, t: str, i: str, content: str, sources: dict, record_source: dict) -> dict:
+    resource = orjson.loads(content)
+    entry: dict = {"fullUrl": f"{base_url}/{t}/{i}", "resource": resource, "search": {"mode": "match"}}
+    if record_source:  # linked mode with more than one record: say where each entry came from
+        record = sources.get((t, i))
+        if record:
+            entry["extension"] = [{"url": SOURCE_RECORD_URL, "valueReference": {"reference": f"Patient/{record}"}}]
+            meta = resource.setdefault("meta", {})
+            if not meta.get("source") and record_source.get(record):
+                meta["source"] = record_source[record]
+    return entry
+
+
+def _record_sources(conn, patient_ids: list[str]) -> dict[str, str]:
+    """Each Patient record's institution as a ``meta.source`` URI (its own ``meta.source``, else its
+    managing organization)."""
+    out: dict[str, str] = {}
+    stmt = select(R.c.res_id, R.c.content).where(R.c.res_type == "Patient", R.c.res_id.in_(patient_ids),
+                                                 R.c.deleted == false())
+    for pid, content in conn.execute(stmt):
+        pat = orjson.loads(content)
+        src = (pat.get("meta") or {}).get("source")
+        if not src:
+            ref = (pat.get("managingOrganization") or {}).get("reference") or ""
+            src = f"urn:hutong:org:{ref.split('/', 1)[1]}" if ref.startswith("Organization/") else ""
+        if src:
+            out[pid] = src
+    return out
+
+
+def _everything_one(conn, patient_ids: list[str], types, since, last, count: int):
+    """The compartments of ``patient_ids`` from the reverse reference index (one range scan each), paged by
+    (type, id); also returns, per resource, the record (of ``patient_ids``) it belongs to."""
     pairs = set(compartment_pairs("Patient"))
     t = sp_reference
-    stmt = select(t.c.res_type, t.c.res_id, t.c.param).where(t.c.target_type == "Patient", t.c.target_id == patient_id)
-    keys = {(rt, rid) for rt, rid, p in conn.execute(stmt) if (rt, p) in pairs}
-    keys.add(("Patient", patient_id))
+    stmt = select(t.c.res_type, t.c.res_id, t.c.param, t.c.target_id).where(
+        t.c.target_type == "Patient", t.c.target_id.in_(patient_ids))
+    sources: dict[tuple[str, str], str] = {}
+    for rt, rid, p, target in conn.execute(stmt):
+        if (rt, p) in pairs:
+            sources.setdefault((rt, rid), target)
+    for pid in patient_ids:
+        sources[("Patient", pid)] = pid
+    keys = set(sources)
     ordered = sorted(k for k in keys if (types is None or k[0] in types) and (last is None or k > last))
     rows: list = []
     step = max(1, min(count + 1, 500))
@@ -101,4 +158,4 @@ def _everything_one(conn, patient_id: str, types, since, last, count: int):
         rows.extend(found[k] for k in chunk if k in found)
         if len(rows) > count:
             break
-    return rows[:count], len(rows) > count
+    return rows[:count], len(rows) > count, sources

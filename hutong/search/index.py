@@ -16,6 +16,7 @@ from sqlalchemy import and_, case, delete, false, func, literal, or_, select, tu
 
 from hutong.core.clock import instant_now
 from hutong.core.errors import FhirError, Issue, operation_outcome
+from hutong.search import linked
 from hutong.search.extract import extract
 from hutong.search.params import RESULT_PARAMS, Registry, registry
 from hutong.search.query import Part, Planner, UnknownParam, bad, pcond, split_values
@@ -214,7 +215,7 @@ class SearchIndex:
     # ------------------------------------------------------------------ search_ids
     def search_ids(self, conn, res_type: str, params: list[tuple[str, str]], limit: int | None = None) -> list[str]:
         """Ids of current resources of ``res_type`` matching ``params`` (unknown parameters: 400)."""
-        _control, filters = self._split(params)
+        _control, filters = self._split(linked.expand_params(conn, params))
         plan = self._conditions(res_type, None, filters, True, "", [])
         if plan.pushdown:
             stmt = plan.inner.with_only_columns(plan.dcol).distinct().order_by(plan.dcol)
@@ -234,7 +235,8 @@ class SearchIndex:
         max_count = getattr(settings, "max_count", 1000)
         base_url = base_url.rstrip("/")
         issues: list[Issue] = []
-        control, filters = self._split(params)
+        # ``patient:linked=`` becomes the person's records (hutong/search/linked.py); links keep the original.
+        control, filters = self._split(linked.expand_params(conn, params))
         opts = self._options(control, res_type, strict, issues, default_count, max_count)
 
         types = opts["types"]

@@ -37,6 +37,7 @@
   }
 
   function updateCountdown() {
+    if (!expiresAt) { countdown.textContent = ""; return; }  // no code yet: say nothing about expiry
     var left = Math.round(expiresAt - Date.now() / 1000);
     if (left > 0) {
       countdown.textContent = left + " 秒后自动刷新";
@@ -58,6 +59,10 @@
         if (!r.ok) {
           var reason = null;
           try { reason = r.body.issue[0].details.coding[0].code; } catch (e) { reason = null; }
+          // One message only: the "generating" hint, the countdown and any old code go away.
+          qrBox.innerHTML = "";
+          expiresAt = 0;
+          updateCountdown();
           show(REASONS[reason] || (r.status === 403 ? "请使用发卡时获得的链接打开本页" : "暂时无法生成二维码"));
           if (r.status >= 500) { schedule(5); }
           return;
