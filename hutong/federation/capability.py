@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from hutong.capability import Capability
-from hutong.federation import cli, runtime, tables
+from hutong.federation import cli, routes, runtime, tables
 
 CAPABILITY = Capability(
     name="federation",
     summary="省市一体化 province–city federation, the node's event stream (NATS JetStream) and FHIR Subscriptions",
+    routers=[routes.router],
     cli=cli.register,
     startup=runtime.startup,
     shutdown=runtime.shutdown,

@@ -75,13 +75,15 @@ class FederationConfig:
         uplink = settings.federation_uplink
         if uplink not in ("auto", "https", "jetstream"):
             raise ValueError(f"federation_uplink must be auto, https or jetstream, not {uplink!r}")
+        shared = settings.federation_nats_url.strip()
+        shared = "" if shared.lower() in ("none", "off") else shared
         if uplink == "auto":
-            uplink = "jetstream" if settings.federation_nats_url else "https"
+            uplink = "jetstream" if shared else "https"
         if role != "city":
             uplink = "none"
         elif uplink == "https" and not settings.federation_province_url:
             raise ValueError("a city node needs federation_province_url (hutong serve --role city --province URL)")
-        elif uplink == "jetstream" and not settings.federation_nats_url:
+        elif uplink == "jetstream" and not shared:
             raise ValueError("federation_uplink=jetstream needs federation_nats_url (the broker shared with the province)")
         return cls(role, settings.default_tenant, up, down, settings.federation_province_url.rstrip("/"), uplink,
-                   settings.federation_nats_url)
+                   shared)

@@ -200,7 +200,7 @@ class EventBus:
             loop.close()
 
     async def _main(self, ready: threading.Event) -> None:
-        url = self.settings.nats_url
+        url = jetstream.configured(self.settings.nats_url)
         if url:
             try:
                 self._nc = await jetstream.connect(url, name=f"hutong-events-{node_id(self.store)[:8]}")

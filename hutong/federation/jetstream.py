@@ -12,6 +12,12 @@ from hutong.config import Settings
 log = logging.getLogger("hutong.federation")
 
 
+def configured(url: str | None) -> str:
+    """The broker URL a setting names, or "" when it names none (empty, ``none`` or ``off``)."""
+    url = (url or "").strip()
+    return "" if url.lower() in ("", "none", "off") else url
+
+
 def servers(url: str) -> list[str]:
     return [u.strip() for u in url.split(",") if u.strip()]
 

@@ -5,9 +5,13 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from hutong.federation import jetstream
 from hutong.federation.config import FederationConfig
+from hutong.federation.downlink import Downlink
 from hutong.federation.events import event_bus
 from hutong.federation.relay import Relay
+from hutong.federation.stream_ingest import StreamIngest
+from hutong.federation.uplink import Uplink
 from hutong.federation.worker import FederationWorker, LeaderLock
 
 log = logging.getLogger("hutong.federation")
@@ -17,11 +21,24 @@ def tasks_for(node, config: FederationConfig) -> dict:
     """The background tasks this node runs (by role and settings)."""
     settings, store = node.settings, node.store
     tasks: dict = {}
-    if settings.nats_url:
+    if jetstream.configured(settings.nats_url):
         relay = Relay(store, settings)
         store.add_commit_listener(relay.wake)
         node.services["federation.relay"] = relay
         tasks["relay"] = relay.run
+    if config.role == "city":
+        uplink = Uplink(store, settings, config)
+        store.add_commit_listener(uplink.wake)
+        node.services["federation.uplink"] = uplink
+        tasks["uplink"] = uplink.run
+        if config.province_url:
+            downlink = Downlink(store, config)
+            node.services["federation.downlink"] = downlink
+            tasks["downlink"] = downlink.run
+    if config.role == "province" and config.shared_nats_url:
+        follower = StreamIngest(store, settings, config)
+        node.services["federation.stream_ingest"] = follower
+        tasks["stream_ingest"] = follower.run
     return tasks
 
 

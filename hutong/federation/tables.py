@@ -59,6 +59,14 @@ federation_replica = Table(
     Column("applied_us", BigInteger, nullable=False),
 )
 
+#: How far a follower of a shared JetStream stream has applied it (stream sequence), committed with
+#: the writes it made: the province's ingest of ``{prefix}.federation.>`` resumes there.
+federation_stream_position = Table(
+    "federation_stream_position", metadata,
+    Column("name", String(128), primary_key=True),
+    Column("stream_seq", BigInteger, nullable=False),
+)
+
 #: Conflicts found while applying another node's changes, with the version that did not win.
 federation_conflict = Table(
     "federation_conflict", metadata,
@@ -157,5 +165,5 @@ subscription_ws_token = Table(
     Column("expires_us", BigInteger, nullable=False),
 )
 
-TABLES = (federation_node, federation_peer, federation_replica, federation_conflict, federation_app_event,
+TABLES = (federation_node, federation_peer, federation_replica, federation_stream_position, federation_conflict, federation_app_event,
           subscription_state, subscription_event, subscription_dead_letter, subscription_ws_token)
