@@ -7,6 +7,7 @@ from pathlib import Path
 
 from hutong.federation import jetstream
 from hutong.federation.config import FederationConfig
+from hutong.federation.delivery import Delivery
 from hutong.federation.downlink import Downlink
 from hutong.federation.events import event_bus
 from hutong.federation.relay import Relay
@@ -35,6 +36,9 @@ def tasks_for(node, config: FederationConfig) -> dict:
             downlink = Downlink(store, config)
             node.services["federation.downlink"] = downlink
             tasks["downlink"] = downlink.run
+    delivery = Delivery(store, settings, bus=event_bus(node))
+    node.services["federation.delivery"] = delivery
+    tasks["subscriptions"] = delivery.run
     if config.role == "province" and config.shared_nats_url:
         follower = StreamIngest(store, settings, config)
         node.services["federation.stream_ingest"] = follower
@@ -53,10 +57,9 @@ def startup(node) -> None:
         log.warning("events: no NATS broker at %r: in-process change-log consumers only; application events "
                     "cross this node's worker processes through the database", node.settings.nats_url)
     tasks = tasks_for(node, config)
-    if tasks:
-        worker = FederationWorker(LeaderLock(node.store, Path(node.settings.data_dir)), tasks)
-        node.services["federation.worker"] = worker
-        worker.start()
+    worker = FederationWorker(LeaderLock(node.store, Path(node.settings.data_dir)), tasks)
+    node.services["federation.worker"] = worker
+    worker.start()
 
 
 def shutdown(node) -> None:

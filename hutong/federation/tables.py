@@ -118,6 +118,7 @@ subscription_state = Table(
     Column("max_count", Integer, nullable=False, default=1),
     Column("end_us", BigInteger),  # Subscription.end
     Column("version_id", Integer, nullable=False),  # Subscription version this row reflects
+    Column("start_seq", BigInteger, nullable=False, default=0),  # changes after this seq are its events
     Column("events", BigInteger, nullable=False, default=0),  # events since subscription start
     Column("delivered", BigInteger, nullable=False, default=0),  # highest event number delivered (rest-hook)
     Column("handshake_done", Boolean, nullable=False, default=False),
