@@ -32,6 +32,12 @@ def serve(
     workers: int = typer.Option(1, help="HTTP worker processes"),
     demo: bool = typer.Option(False, "--demo/--empty", help="Load the small demo province on first start"),
     log_level: str = typer.Option("warning", help="uvicorn log level"),
+    role: str = typer.Option(None, "--role", help="Federation role: standalone (default), city or province"),
+    province: str = typer.Option(None, "--province", help="City: the province's base URL (HTTPS push-up, pull-down)"),
+    tenant: str = typer.Option(None, "--tenant", help="This node's tenant (a city's division code, e.g. 2201)"),
+    nats: str = typer.Option(None, "--nats", help="NATS URL(s) of the event stream ('' for none)"),
+    federation_nats: str = typer.Option(None, "--federation-nats",
+                                        help="The broker shared between cities and province (JetStream push-up)"),
 ):
     """Start the platform: FHIR at /fhir, APIs under /api, OpenAPI at /docs."""
     import os
@@ -40,7 +46,9 @@ def serve(
 
     from hutong.api.logs import configure_logging
 
-    settings = settings_from(data_dir, database_url, host=host, port=port)
+    federation = {"federation_role": role, "federation_province_url": province, "default_tenant": tenant,
+                  "nats_url": nats, "federation_nats_url": federation_nats}
+    settings = settings_from(data_dir, database_url, host=host, port=port, **federation)
     configure_logging()
     if workers > 1:
         # Schema and demo set-up in a child process: the supervisor then stays small (it only
@@ -60,6 +68,9 @@ def serve(
         os.environ["HUTONG_DATA_DIR"] = str(settings.data_dir)
         if settings.database_url:
             os.environ["HUTONG_DATABASE_URL"] = settings.database_url
+        for key, value in federation.items():
+            if value is not None:
+                os.environ["HUTONG_" + key.upper()] = value
         uvicorn.run("hutong.api.asgi:app", host=settings.host, port=settings.port, workers=workers,
                     log_level=log_level, access_log=False, http=GUARDED_PROTOCOL)
     else:

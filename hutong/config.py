@@ -73,6 +73,35 @@ class Settings:
     #: Web layer: root secret for signed cookies and workstation-launch keys (empty: a random one kept in
     #: the database, shared by every worker and node on it).
     web_secret: str = ""
+    # -- events and federation (hutong/federation, docs/federation.md) --------------------------
+    #: NATS server(s) with JetStream for the node's event stream (comma-separated URLs); empty: no
+    #: broker (in-process consumers, application events by database polling).
+    nats_url: str = "nats://127.0.0.1:4222"
+    #: JetStream stream holding this node's change events and application events, and its limits.
+    events_stream: str = "HUTONG"
+    events_subject_prefix: str = "hutong"
+    events_max_age_hours: int = 168
+    events_max_bytes: int = 8 * 1024 * 1024 * 1024
+    events_max_msgs: int = -1
+    #: JetStream's de-duplication window by event id (consumers de-duplicate beyond it by position).
+    events_duplicate_window_s: int = 120
+    events_replicas: int = 1
+    #: The node's place in the federation: ``standalone``, ``city`` or ``province``.
+    federation_role: str = "standalone"
+    #: City: the province's base URL (``https://province.example``) for HTTPS push-up and pull-down.
+    federation_province_url: str = ""
+    #: City: how changes go up: ``https``, ``jetstream`` (the province's broker, ``federation_nats_url``)
+    #: or ``auto`` (JetStream when ``federation_nats_url`` is set, else HTTPS).
+    federation_uplink: str = "auto"
+    #: The broker shared with the province (city push-up, province ingest); empty: none shared.
+    federation_nats_url: str = ""
+    #: Resource types that flow up from a city (comma-separated; ``clinical`` names the clinical set,
+    #: see hutong/federation/config.py) and types the province distributes down (registry,
+    #: recognition catalog, terminology, statistics forms). A type is never in both.
+    federation_up_types: str = "clinical"
+    federation_down_types: str = "registry,catalog,terminology,forms"
+    #: Subscriptions: how long a failing rest-hook is retried (with backoff) before dead-lettering.
+    subscription_retry_hours: int = 48
     extra: dict = field(default_factory=dict)
 
     @property

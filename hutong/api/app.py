@@ -42,6 +42,7 @@ from hutong.capability import Capability
 from hutong.card.capability import CAPABILITY as CARD
 from hutong.config import Settings, load_settings
 from hutong.core.errors import FhirError, Issue, operation_outcome
+from hutong.federation.capability import CAPABILITY as FEDERATION
 from hutong.mpi.capability import CAPABILITY as MPI
 from hutong.reportread.capability import CAPABILITY as REPORTREAD
 from hutong.search.capability import CAPABILITY as SEARCH
@@ -56,7 +57,7 @@ log = logging.getLogger("hutong.api")
 
 #: The capabilities of a node, in order: each one's routes, operations, consumers, pages, commands
 #: and start-up work come from its entry here and nowhere else.
-CAPABILITIES: list[Capability] = [SEARCH, BULK, MPI, CARD, STATS, SIM, TRIAGE, REPORTREAD, SHARE, WEB]
+CAPABILITIES: list[Capability] = [SEARCH, BULK, MPI, CARD, STATS, SIM, TRIAGE, REPORTREAD, SHARE, WEB, FEDERATION]
 
 _STATIC = Path(__file__).resolve().parent / "static"
 _ASSETS = {

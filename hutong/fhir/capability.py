@@ -7,6 +7,8 @@ for every interaction declared here.
 
 from __future__ import annotations
 
+import orjson
+
 from hutong import FHIR_VERSION, __version__
 
 #: Interaction names of the table that are type- or instance-level FHIR interactions.
@@ -60,6 +62,10 @@ def capability_statement(store, base_url: str, routes) -> dict:
                 ops.append({"name": item.operation, "definition": item.definition})
         if ops:
             entry["operation"] = ops
+        extensions = [ext for item in interactions if item.resource_extensions
+                      and (item.operation_type or item.fixed_type) == res_type for ext in item.resource_extensions]
+        if extensions:
+            entry = {"extension": list({orjson.dumps(e): e for e in extensions}.values()), **entry}
         resources.append(entry)
     system = []
     for item in interactions:

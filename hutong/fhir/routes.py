@@ -89,6 +89,9 @@ class Interaction:
     max_body: int | None = None
     #: The capability that declared it.
     capability: str = "fhir"
+    #: Extensions the CapabilityStatement puts on the entry of the resource type this interaction
+    #: belongs to (e.g. the Subscriptions Backport's ``subscriptiontopic-canonical`` on Subscription).
+    resource_extensions: tuple[dict, ...] = ()
     segments: tuple[str, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:

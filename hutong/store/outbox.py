@@ -63,6 +63,48 @@ class Outbox:
         with self.store.engine.connect() as own:
             return [ChangeEvent(*row) for row in own.execute(stmt)]
 
+    def read_versions(self, after: int = 0, limit: int = 1000, types: set[str] | None = None,
+                      conn=None) -> list[tuple[ChangeEvent, str | None]]:
+        """Events with ``seq > after`` in order, each with the JSON text of the version it made (None
+        for a deletion). For relays that ship the data itself (federation push-up, feeds)."""
+        c, v, r = schema.change_event.c, schema.resource_version.c, schema.resource.c
+        content = func.coalesce(v.content, r.content)
+        joined = (schema.change_event
+                  .outerjoin(schema.resource_version, (v.res_type == c.res_type) & (v.res_id == c.res_id)
+                             & (v.version_id == c.version_id))
+                  .outerjoin(schema.resource, (r.res_type == c.res_type) & (r.res_id == c.res_id)
+                             & (r.version_id == c.version_id)))
+        stmt = (select(c.seq, c.tenant, c.res_type, c.res_id, c.version_id, c.op, c.ts_us, content)
+                .select_from(joined).where(c.seq > after))
+        if types:
+            stmt = stmt.where(c.res_type.in_(sorted(types)))
+        stmt = stmt.order_by(c.seq).limit(limit)
+        if conn is not None:
+            return [(ChangeEvent(*row[:7]), row[7]) for row in conn.execute(stmt)]
+        with self.store.engine.connect() as own:
+            return [(ChangeEvent(*row[:7]), row[7]) for row in own.execute(stmt)]
+
+    def advance(self, name: str, seq: int) -> None:
+        """Record that consumer ``name`` has handled everything up to ``seq`` (never moves back).
+
+        For consumers whose effect is outside the database (a relay to a broker): they act first and
+        record the position after, so a crash in between repeats events, which the receiving side
+        de-duplicates by event id."""
+        p = schema.consumer_position.c
+        with self.store.write() as tx:
+            row = tx.conn.execute(select(p.seq).where(p.name == name)).first()
+            if row is None:
+                tx.conn.execute(insert(schema.consumer_position).values(name=name, seq=seq))
+            elif int(row[0]) < seq:
+                tx.conn.execute(update(schema.consumer_position).where(p.name == name).values(seq=seq))
+
+    def rewind(self, name: str, seq: int) -> None:
+        """Set consumer ``name``'s position to ``seq`` (operators re-sending a range; tests of recovery)."""
+        p = schema.consumer_position.c
+        with self.store.write() as tx:
+            if tx.conn.execute(update(schema.consumer_position).where(p.name == name).values(seq=seq)).rowcount == 0:
+                tx.conn.execute(insert(schema.consumer_position).values(name=name, seq=seq))
+
     def last_seq(self) -> int:
         with self.store.engine.connect() as conn:
             value = conn.execute(select(schema.change_event.c.seq).order_by(schema.change_event.c.seq.desc()).limit(1)).scalar()
