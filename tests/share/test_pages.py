@@ -115,7 +115,7 @@ def test_card_qr_page_shows_one_message_when_frozen(page_server, page_server_sto
     card, token = card_service.issue_card(page_server_store, "Patient/demo-p1")
     card_service.set_status(page_server_store, card["card_id"], "frozen")
     page.goto(f"{page_server}{card['page']}#t={token}")
-    page.wait_for_function("document.getElementById('message').textContent.includes('冻结')")
+    page.wait_for_selector("#message:has-text('冻结')")  # (no string predicates: the page's CSP forbids eval)
     page.wait_for_timeout(1200)  # past a countdown tick
     text = page.inner_text("main")
     assert "正在生成" not in text and "已过期" not in text
