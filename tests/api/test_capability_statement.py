@@ -24,8 +24,11 @@ def seeded(fhir, server_store):
     fhir.post("/Observation", json=obs)
     gid = fhir.post("/Group", json={"resourceType": "Group", "type": "person", "actual": True,
                                     "member": [{"entity": {"reference": f"Patient/{pid}"}}]}).json()["id"]
+    from tests.federation.test_subscriptions import _subscription
+
+    sid = fhir.post("/Subscription", json=_subscription("", channel="websocket")).json()["id"]
     server_store.run_consumers()  # the patient index links the Patient (PIXm answers from it)
-    return {"Patient": pid, "Group": gid}
+    return {"Patient": pid, "Group": gid, "Subscription": sid}
 
 
 def _request_for(fhir, res_type: str | None, code: str, ids: dict) -> httpx.Response:
@@ -70,6 +73,10 @@ _OPERATION_REQUESTS = {
     ("Observation", "lastn"): lambda f, ids: f.get("/Observation/$lastn", params={
         "patient": f"Patient/{ids['Patient']}", "category": "laboratory"}),
     (None, "export"): lambda f, ids: f.get("/$export", headers={"Prefer": "respond-async"}),
+    ("Subscription", "status"): lambda f, ids: f.get(f"/Subscription/{ids['Subscription']}/$status"),
+    ("Subscription", "events"): lambda f, ids: f.get(f"/Subscription/{ids['Subscription']}/$events"),
+    ("Subscription", "get-ws-binding-token"): lambda f, ids: f.get(
+        f"/Subscription/{ids['Subscription']}/$get-ws-binding-token"),
 }
 
 
