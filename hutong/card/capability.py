@@ -1,6 +1,6 @@
 """The electronic health card (电子居民健康卡) as a capability of the node."""
 
-from hutong.capability import Capability, NavEntry
+from hutong.capability import Capability
 from hutong.card import cli, routes, tables
 
 CAPABILITY = Capability(
@@ -10,7 +10,6 @@ CAPABILITY = Capability(
     plain=[routes.VERIFY],
     startup=routes.startup,
     cli=cli.register,
-    nav=[NavEntry("resident", "/card", "电子健康卡")],
     permissions={
         "card.issue": "issue and re-issue cards (after an in-person identity check)",
         "card.read": "read a card record and its dependants",
