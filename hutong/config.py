@@ -102,6 +102,25 @@ class Settings:
     federation_down_types: str = "registry,catalog,terminology,forms"
     #: Subscriptions: how long a failing rest-hook is retried (with backoff) before dead-lettering.
     subscription_retry_hours: int = 48
+    # -- security (hutong/security, docs/security.md) --------------------------------------------
+    #: ``development`` (demo accounts, ``hutong auth token``) or ``production`` (refuses both, checks keys).
+    env: str = "development"
+    #: A trusted gateway's shared key: requests carrying it in ``X-Hutong-Gateway-Key`` have their
+    #: ``X-Hutong-*`` identity headers believed. Empty: no gateway, the headers are ignored.
+    security_gateway_key: str = ""
+    #: Lifetime of an access token from ``POST /auth/token``, in seconds.
+    security_token_ttl_s: int = 300
+    #: A page session ends this many minutes after sign-in.
+    security_session_minutes: int = 30
+    #: Failed sign-ins before an account is locked, and for how long.
+    security_lockout_failures: int = 5
+    security_lockout_minutes: int = 15
+    #: The node sits behind a TLS-terminating proxy (production may then bind a non-loopback address).
+    security_behind_proxy: bool = False
+    #: Audit events are kept at least this many days (网络安全法 Article 21: six months).
+    audit_retention_days: int = 183
+    #: Forward audit events to this syslog server (``host:port``, UDP); empty: off.
+    audit_syslog: str = ""
     extra: dict = field(default_factory=dict)
 
     @property

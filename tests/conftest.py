@@ -3,11 +3,19 @@
 Every storage test runs on SQLite and on PostgreSQL. PostgreSQL comes from
 ``HUTONG_TEST_PG_URL`` (default ``postgresql://127.0.0.1:5432/test``); each test gets its own
 schema, dropped afterwards. Set ``HUTONG_TEST_SKIP_PG=1`` only on a machine without PostgreSQL.
+
+Security is on in every test server: the ``server`` fixture registers a bootstrap system client in
+the store, mints it a real access token (signed with the node's key) and every httpx request to that
+server carries it (``Authorization: Bearer``) unless the request brings its own credentials. A test
+that sets ``X-Hutong-*`` identity headers (a doctor at an institution, a resident) gets them believed
+through the trusted-gateway mode: test stores are configured with ``TEST_GATEWAY_KEY`` and such
+requests carry it. Tests of the security capability itself use servers without either.
 """
 
 from __future__ import annotations
 
 import os
+import secrets
 import socket
 import threading
 import time
@@ -23,6 +31,9 @@ from hutong.config import load_settings
 PG_URL = os.environ.get("HUTONG_TEST_PG_URL", "postgresql://127.0.0.1:5432/test")
 SKIP_PG = os.environ.get("HUTONG_TEST_SKIP_PG") == "1"
 BACKENDS = ["sqlite"] if SKIP_PG else ["sqlite", "postgres"]
+
+#: The trusted-gateway key of test stores (``HUTONG_SECURITY_GATEWAY_KEY``); see the module docstring.
+TEST_GATEWAY_KEY = "test-gateway-" + secrets.token_hex(16)
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
@@ -44,7 +55,8 @@ def shared_data() -> Path:
 def fresh_database(backend: str, tmp_path: Path):
     """Settings for a fresh, empty database on ``backend`` (``sqlite`` or ``postgres``)."""
     if backend == "sqlite":
-        yield load_settings(data_dir=tmp_path / "data", database_url="", workers=False)
+        yield load_settings(data_dir=tmp_path / "data", database_url="", workers=False,
+                            security_gateway_key=TEST_GATEWAY_KEY)
         return
     schema = "t_" + uuid.uuid4().hex[:16]
     admin = create_engine(_pg_sqlalchemy_url(PG_URL))
@@ -53,7 +65,8 @@ def fresh_database(backend: str, tmp_path: Path):
     sep = "&" if "?" in PG_URL else "?"
     url = f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
     try:
-        yield load_settings(data_dir=tmp_path / "data", database_url=url, workers=False)
+        yield load_settings(data_dir=tmp_path / "data", database_url=url, workers=False,
+                            security_gateway_key=TEST_GATEWAY_KEY)
     finally:
         with admin.begin() as conn:
             conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
@@ -115,6 +128,105 @@ class LiveServer:
         self.thread.join(timeout=10)
 
 
+# ---------------------------------------------------------------------------------------------- credentials
+BOOTSTRAP_CLIENT = "test-bootstrap"
+BOOTSTRAP_SCOPE = frozenset({"system/*.*", "hutong/*"})
+#: base URL → (bearer token, gateway key): what httpx requests to a test server carry by default.
+_CREDENTIALS: dict[str, tuple[str, str]] = {}
+
+
+def bootstrap_token(store, scope: frozenset[str] = BOOTSTRAP_SCOPE, ttl_s: int = 4 * 3600) -> str:
+    """A real access token of the bootstrap system client (registered in ``store`` on first use)."""
+    from hutong.security.tokens import TokenService
+
+    service = TokenService(store, store.settings)
+    if service.client(BOOTSTRAP_CLIENT) is None:
+        from joserfc.jwk import ECKey
+
+        key = ECKey.generate_key("P-384", parameters={"kid": "bootstrap", "alg": "ES384"})
+        try:
+            service.add_client("test bootstrap", " ".join(sorted(BOOTSTRAP_SCOPE)),
+                               jwks={"keys": [key.as_dict(private=False)]}, client_id=BOOTSTRAP_CLIENT)
+        except Exception:  # noqa: BLE001 - registered meanwhile by another fixture on the same store
+            pass
+    return service.mint(BOOTSTRAP_CLIENT, scope, ttl_s=ttl_s)
+
+
+def register_credentials(base_url: str, store) -> str:
+    """Make httpx requests to ``base_url`` carry the bootstrap token (or the gateway key); returns the token."""
+    token = bootstrap_token(store)
+    _CREDENTIALS[base_url.rstrip("/")] = (token, store.settings.security_gateway_key)
+    return token
+
+
+def forget_credentials(base_url: str) -> None:
+    _CREDENTIALS.pop(base_url.rstrip("/"), None)
+
+
+def _add_credentials(request) -> None:
+    if not _CREDENTIALS:
+        return
+    url = str(request.url)
+    found = next((creds for base, creds in _CREDENTIALS.items() if url == base or url.startswith(base + "/")), None)
+    if found is None:
+        return
+    token, gateway = found
+    headers = request.headers
+    if "authorization" in headers or "hutong_session=" in headers.get("cookie", ""):
+        return
+    if gateway and "x-hutong-gateway-key" not in headers and any(k.lower().startswith("x-hutong-")
+                                                                  for k in headers.keys()):
+        headers["X-Hutong-Gateway-Key"] = gateway
+        return
+    if "x-hutong-gateway-key" not in headers:
+        headers["Authorization"] = f"Bearer {token}"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _httpx_credentials():
+    """httpx requests to a registered test server carry its credentials (see the module docstring)."""
+    import httpx
+
+    send, asend = httpx.Client.send, httpx.AsyncClient.send
+
+    def patched_send(self, request, *args, **kwargs):
+        _add_credentials(request)
+        return send(self, request, *args, **kwargs)
+
+    async def patched_asend(self, request, *args, **kwargs):
+        _add_credentials(request)
+        return await asend(self, request, *args, **kwargs)
+
+    httpx.Client.send, httpx.AsyncClient.send = patched_send, patched_asend
+    try:
+        yield
+    finally:
+        httpx.Client.send, httpx.AsyncClient.send = send, asend
+
+
+class TestGateway:
+    """ASGI middleware in front of a page-test server standing for a trusted gateway: a browser request
+    without a session or token gets the gateway key (and ``X-Hutong-Role: system`` unless the test set
+    identity headers with ``page.set_extra_http_headers``)."""
+
+    def __init__(self, app, key: str):
+        self.app = app
+        self.key = key.encode()
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http":
+            headers = list(scope.get("headers") or [])
+            names = {k for k, _ in headers}
+            cookie = next((v for k, v in headers if k == b"cookie"), b"")
+            if b"authorization" not in names and b"hutong_session=" not in cookie:
+                headers = [(k, v) for k, v in headers if k != b"x-hutong-gateway-key"]
+                headers.append((b"x-hutong-gateway-key", self.key))
+                if b"x-hutong-role" not in names:
+                    headers.append((b"x-hutong-role", b"system"))
+                scope = {**scope, "headers": headers}
+        await self.app(scope, receive, send)
+
+
 @pytest.fixture
 def server_store(store):
     """The store behind the ``server`` fixture (same object)."""
@@ -128,7 +240,11 @@ def server(server_store):
 
     app = create_app(store=server_store)
     with LiveServer(app) as live:
-        yield live.url
+        register_credentials(live.url, server_store)
+        try:
+            yield live.url
+        finally:
+            forget_credentials(live.url)
 
 
 @pytest.fixture
@@ -201,8 +317,13 @@ def page_server(page_server_store):
     """Base URL of a live server on ``page_server_store`` whose HTML answers carry ``STRICT_CSP``."""
     from hutong.api.app import create_app
 
-    with LiveServer(StrictCsp(create_app(store=page_server_store))) as live:
-        yield live.url
+    app = create_app(store=page_server_store)
+    with LiveServer(StrictCsp(TestGateway(app, page_server_store.settings.security_gateway_key))) as live:
+        register_credentials(live.url, page_server_store)
+        try:
+            yield live.url
+        finally:
+            forget_credentials(live.url)
 
 
 @pytest.fixture(scope="session")

@@ -46,6 +46,7 @@ from hutong.federation.capability import CAPABILITY as FEDERATION
 from hutong.mpi.capability import CAPABILITY as MPI
 from hutong.reportread.capability import CAPABILITY as REPORTREAD
 from hutong.search.capability import CAPABILITY as SEARCH
+from hutong.security.capability import CAPABILITY as SECURITY
 from hutong.share.capability import CAPABILITY as SHARE
 from hutong.sim.capability import CAPABILITY as SIM
 from hutong.stats.capability import CAPABILITY as STATS
@@ -57,7 +58,7 @@ log = logging.getLogger("hutong.api")
 
 #: The capabilities of a node, in order: each one's routes, operations, consumers, pages, commands
 #: and start-up work come from its entry here and nowhere else.
-CAPABILITIES: list[Capability] = [SEARCH, BULK, MPI, CARD, STATS, SIM, TRIAGE, REPORTREAD, SHARE, WEB, FEDERATION]
+CAPABILITIES: list[Capability] = [SECURITY, SEARCH, BULK, MPI, CARD, STATS, SIM, TRIAGE, REPORTREAD, SHARE, WEB, FEDERATION]
 
 _STATIC = Path(__file__).resolve().parent / "static"
 _ASSETS = {

@@ -1,10 +1,12 @@
 """The one place where a request's caller is established, and the one way a route declares the
 permission it needs.
 
-``authenticate(headers)`` turns request headers into a ``Caller``; the FHIR HTTP layer and every
-capability route (through ``permit``) come here and nowhere else. Until the security capability
-is installed the node is open on loopback: the caller is taken from the optional ``X-Hutong-*``
-headers (institution, role, tenant) that a test or trusted gateway sets, with no credentials.
+``authenticate(header, node)`` turns request headers into a ``Caller``; the FHIR HTTP layer, the
+plain routes and every capability route (through ``permit``) come here and nowhere else. The node's
+security service (``hutong/security/service.py``) checks a Bearer access token (SMART Backend
+Services, ``POST /auth/token``), a configured trusted gateway's key (only then are ``X-Hutong-*``
+headers believed) or a page session; anything else is the anonymous caller, refused with 401 on
+every route but the public ones.
 
 ``permit("card.verify")`` is a FastAPI dependency that authenticates the caller, asks the node's
 policy whether it holds the permission, and returns it. Every capability route declares one
@@ -13,42 +15,25 @@ policy whether it holds the permission, and returns it. Every capability route d
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 
 from fastapi import Request
 
-from hutong.core.caller import ROLES, Caller
-from hutong.core.errors import FhirError
-
-_TOKEN = re.compile(r"^[A-Za-z0-9\-\._:|/]{1,128}$")
+from hutong.core.caller import ANONYMOUS, Caller
 
 #: The permission of routes open to everyone (discovery documents, public pages, static assets).
 PUBLIC = "public"
 
 
-def _checked(name: str, value: str | None) -> str | None:
-    if value is None:
-        return None
-    value = value.strip()
-    if not _TOKEN.match(value):
-        raise FhirError(400, "value", f"invalid {name} header")
-    return value
+def authenticate(header: Callable[[str], str | None], node=None) -> Caller:
+    """Establish the caller from request headers (``header(name)`` gives one header or None).
 
+    Without a node there is nothing to check credentials against: the caller is anonymous."""
+    if node is None:
+        return ANONYMOUS
+    from hutong.security.service import security_of
 
-def authenticate(header: Callable[[str], str | None]) -> Caller:
-    """Establish the caller from request headers (``header(name)`` gives one header or None)."""
-    roles_header = _checked("X-Hutong-Role", header("x-hutong-role"))
-    roles = frozenset(r for r in (roles_header or "system").split(",") if r)
-    unknown = roles - ROLES
-    if unknown:
-        raise FhirError(400, "value", f"unknown role {sorted(unknown)[0]!r}")
-    return Caller(
-        client_id=_checked("X-Hutong-Client", header("x-hutong-client")) or "anonymous",
-        institution=_checked("X-Hutong-Institution", header("x-hutong-institution")),
-        roles=roles,
-        tenant=_checked("X-Hutong-Tenant", header("x-hutong-tenant")),
-    )
+    return security_of(node).authenticate(header)
 
 
 def request_caller(request: Request) -> Caller:
@@ -56,8 +41,15 @@ def request_caller(request: Request) -> Caller:
     cached = getattr(request.state, "caller", None)
     if cached is not None:
         return cached
-    caller = authenticate(request.headers.get)
+    node = request.app.state.node
+    caller = authenticate(request.headers.get, node)
     request.state.caller = caller
+    if caller.auth == "session":  # forms of a signed-in person carry the session's CSRF token
+        from hutong.security.service import SESSION_COOKIE, security_of
+
+        session_id = request.cookies.get(SESSION_COOKIE)
+        if session_id:
+            request.state.csrf_token = security_of(node).sessions.lookup(session_id)[1]
     return caller
 
 

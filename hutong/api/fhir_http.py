@@ -178,7 +178,7 @@ class FhirHttp:
         qs = scope.get("query_string") or b""
         query = parse_qsl(qs.decode("latin-1"), keep_blank_values=True) if qs else []
         check_format(query, headers.get("accept"))
-        caller = authenticate(headers.get)
+        caller = authenticate(headers.get, self.node)
         body = None
         if interaction.body == "stream":
             body = await spool_body(receive, Path(self.node.settings.data_dir) / "uploads")

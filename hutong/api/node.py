@@ -20,10 +20,13 @@ from hutong.fhir.routes import Call, RouteTable
 from hutong.store import Store
 
 
-def open_policy(_caller: Caller, _permission: str, _call: Call | None) -> None:
-    """The policy of a node without the security capability: every caller may do everything.
+def open_policy(caller: Caller, permission: str, call: Call | None) -> None:
+    """The node's policy: the security capability's table (``hutong/security/policy.py``).
 
-    (Such a node must listen on loopback only; the security capability replaces this.)"""
+    Raises 401 for a caller without credentials, 403 for one outside its permissions."""
+    from hutong.security.policy import authorize
+
+    authorize(caller, permission, call)
 
 
 @dataclass
@@ -64,11 +67,13 @@ def open_store(settings: Settings, capabilities: Sequence[Capability], **kwargs)
 def build_node(settings: Settings, store: Store, capabilities: Sequence[Capability]) -> Node:
     """Assemble the node: route table, consumers, policy."""
     node = Node(settings, store, list(capabilities), RouteTable((), store.is_known_type))
+    from hutong.security.recording import audited
+
     for item in CORE_INTERACTIONS:
-        node.routes.add(item)
+        node.routes.add(audited(item, node))
     for cap in capabilities:
         for item in cap.fhir:
-            node.routes.add(item)
+            node.routes.add(audited(item, node))
         for consumer in cap.consumers:
             store.register_consumer(consumer.name, consumer.handler, consumer.types)
     node.routes.authorize = lambda caller, permission, call: node.authorize(caller, permission, call)

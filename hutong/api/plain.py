@@ -83,7 +83,7 @@ class PlainRoutes:
     async def _answer(self, route: PlainRoute, scope, receive) -> Response:
         try:
             headers = scope_headers(scope)
-            caller = authenticate(headers.get)
+            caller = authenticate(headers.get, self.node)
             if route.permission != PUBLIC:
                 self.node.authorize(caller, route.permission, None)
             body = None

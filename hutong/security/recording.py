@@ -1,0 +1,35 @@
+"""Every FHIR interaction audited: the route table's handlers wrapped so that each answer (or
+refusal) about a person becomes an AuditEvent (``hutong/security/audit.py``)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from hutong.core.errors import FhirError
+
+#: Interactions that never touch a person's data.
+_SKIP = frozenset({"capabilities"})
+
+
+def audited(item, node):
+    """``item`` (an Interaction) whose handler records an audit entry for each call."""
+    if item.name in _SKIP or item.permission == "public":
+        return item
+    handler = item.handler
+
+    def run(call):
+        from hutong.security.service import security_of
+
+        try:
+            result = handler(call)
+        except FhirError as exc:
+            if call.caller.auth != "internal":
+                security_of(node).audit.record_call(call, None, exc)
+            raise
+        if call.caller.auth != "internal":
+            security_of(node).audit.record_call(call, result)
+        return result
+
+    run.__name__ = getattr(handler, "__name__", "handler")
+    run.__doc__ = handler.__doc__
+    return replace(item, handler=run)
