@@ -86,9 +86,8 @@ def test_disabled_client_refused_and_tokens_stop(secure, institution):
     inst.service.set_status(inst.client_id, "disabled")
     _refused(secure, inst.form(secure + "/auth/token"))
     # the serving node caches a client's status for at most 10 s; a fresh node sees it at once
-    from hutong.security.tokens import TokenService
-
     from hutong.core.errors import FhirError
+    from hutong.security.tokens import TokenService
 
     try:
         TokenService(inst.service.store, inst.service.settings).caller(token)
