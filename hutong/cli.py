@@ -119,8 +119,12 @@ def restore(
 
 
 def _prepare_store(settings, demo: bool) -> None:
-    """Create or migrate the schema and, when asked, load the demo province."""
+    """Create or migrate the schema and, when asked, load the demo province. In development mode
+    (the default) the demo accounts are made and how to use them is printed; production refuses to
+    start with demo accounts, default secrets or an unprotected bind (hutong/security/startup.py)."""
     from hutong.api.app import node_store
+    from hutong.security import demo as security_demo
+    from hutong.security.startup import StartRefused, check_production
 
     store = node_store(settings)
     try:
@@ -128,6 +132,15 @@ def _prepare_store(settings, demo: bool) -> None:
             from hutong.sim.demo import ensure_demo_loaded
 
             ensure_demo_loaded(store)
+        try:
+            check_production(settings, store)
+        except StartRefused as exc:
+            typer.echo(str(exc), err=True)
+            raise typer.Exit(2) from None
+        if not security_demo.is_production(settings):
+            doc = security_demo.ensure_demo_accounts(store)
+            base = settings.public_url.rstrip("/") or f"http://{settings.host}:{settings.port}"
+            typer.echo(security_demo.usage(doc, base, str(settings.data_dir)))
     finally:
         store.close()
 

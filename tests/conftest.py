@@ -99,13 +99,18 @@ def _free_port() -> int:
 
 
 class LiveServer:
-    """A uvicorn server on a free loopback port, run in a thread."""
+    """A uvicorn server on a free loopback port, run in a thread.
 
-    def __init__(self, app):
+    When ``app`` is a node (``create_app``) and ``credentials`` is true, httpx requests to it carry the
+    bootstrap system client's token (``register_credentials``) while it runs."""
+
+    def __init__(self, app, credentials: bool = True):
         import uvicorn
 
         self.port = _free_port()
         self.app = app
+        node = getattr(app, "node", None)
+        self.credential_store = node.store if (credentials and node is not None) else None
         config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on")
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
@@ -121,9 +126,12 @@ class LiveServer:
             if time.time() > deadline or not self.thread.is_alive():
                 raise RuntimeError("test server did not start")
             time.sleep(0.01)
+        if self.credential_store is not None:
+            register_credentials(self.url, self.credential_store)
         return self
 
     def __exit__(self, *exc):
+        forget_credentials(self.url)
         self.server.should_exit = True
         self.thread.join(timeout=10)
 
@@ -159,6 +167,12 @@ def register_credentials(base_url: str, store) -> str:
     return token
 
 
+def register_gateway(base_url: str, key: str) -> None:
+    """Make httpx requests to ``base_url`` (a node started elsewhere, e.g. a local cluster's process)
+    carry a trusted-gateway key: the caller is ``system`` unless the request sets ``X-Hutong-Role``."""
+    _CREDENTIALS[base_url.rstrip("/")] = ("", key)
+
+
 def forget_credentials(base_url: str) -> None:
     _CREDENTIALS.pop(base_url.rstrip("/"), None)
 
@@ -178,8 +192,14 @@ def _add_credentials(request) -> None:
                                                                   for k in headers.keys()):
         headers["X-Hutong-Gateway-Key"] = gateway
         return
-    if "x-hutong-gateway-key" not in headers:
+    if "x-hutong-gateway-key" in headers:
+        return
+    if token:
         headers["Authorization"] = f"Bearer {token}"
+    elif gateway:
+        headers["X-Hutong-Gateway-Key"] = gateway
+        if "x-hutong-role" not in headers:
+            headers["X-Hutong-Role"] = "system"
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -240,11 +260,7 @@ def server(server_store):
 
     app = create_app(store=server_store)
     with LiveServer(app) as live:
-        register_credentials(live.url, server_store)
-        try:
-            yield live.url
-        finally:
-            forget_credentials(live.url)
+        yield live.url
 
 
 @pytest.fixture

@@ -77,9 +77,9 @@ class Downlink:
 
     async def run(self, stop: asyncio.Event) -> None:
         from hutong.federation.uplink import _sleep
+        from hutong.security.service import node_identity_headers
 
-        headers = {"X-Hutong-Tenant": self.config.tenant, "X-Hutong-Client": f"node-{node_id(self.store)}",
-                   "X-Hutong-Role": "system"}
+        headers = node_identity_headers(self.store, self.config.tenant, f"node-{node_id(self.store)}")
         backoff = 0.5
         while not stop.is_set():
             try:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 import subprocess
 import sys
 import threading
@@ -21,6 +22,10 @@ from pathlib import Path
 import httpx
 
 from hutong.federation.localnats import free_port
+
+#: The trusted-gateway key every node of a local cluster shares (cities call the province with it,
+#: and the harness reads the nodes with it): see hutong/security/service.py.
+CLUSTER_GATEWAY_KEY = os.environ.get("HUTONG_SECURITY_GATEWAY_KEY") or secrets.token_hex(24)
 
 
 class LinkProxy:
@@ -119,7 +124,7 @@ class NodeProcess:
     def start(self) -> NodeProcess:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         env = dict(os.environ, HUTONG_EVENTS_STREAM=self.extra_env.pop("HUTONG_EVENTS_STREAM", "HUTONG"),
-                   **self.extra_env)
+                   HUTONG_SECURITY_GATEWAY_KEY=CLUSTER_GATEWAY_KEY, **self.extra_env)
         env.pop("HUTONG_CONFIG", None)
         args = [sys.executable, "-m", "hutong.cli", "serve", "--empty", "--port", str(self.port),
                 "--data-dir", str(self.data_dir), "--role", self.role, "--tenant", self.tenant,
@@ -159,7 +164,9 @@ class NodeProcess:
 
 
 def get_json(url: str, path: str, *, as_tenant: str | None = None, **params) -> dict:
-    headers = {"X-Hutong-Tenant": as_tenant} if as_tenant else {}
+    headers = {"X-Hutong-Gateway-Key": CLUSTER_GATEWAY_KEY, "X-Hutong-Role": "system"}
+    if as_tenant:
+        headers["X-Hutong-Tenant"] = as_tenant
     r = httpx.get(url + path, params=params, headers=headers, timeout=120)
     r.raise_for_status()
     return r.json()

@@ -119,10 +119,11 @@ class Uplink:
 
     # ------------------------------------------------------------------ HTTPS
     def _headers(self) -> dict:
-        # The node's identity as the province's caller (SMART Backend Services replaces these headers
-        # when the security capability is installed: hutong/security).
-        return {"X-Hutong-Tenant": self.config.tenant, "X-Hutong-Client": f"node-{node_id(self.store)}",
-                "X-Hutong-Role": "system"}
+        # The node's identity as the province's caller, believed by the province only with the
+        # trusted-gateway key both share (HUTONG_SECURITY_GATEWAY_KEY; hutong/security).
+        from hutong.security.service import node_identity_headers
+
+        return node_identity_headers(self.store, self.config.tenant, f"node-{node_id(self.store)}")
 
     async def _run_https(self, stop: asyncio.Event) -> None:
         base = self.config.province_url

@@ -249,6 +249,7 @@ class AuditTrail:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        self._start_lock = threading.Lock()
         self.dropped = 0
 
     def entry(self, call, status: int, body, description: str = "") -> Entry:
@@ -279,6 +280,8 @@ class AuditTrail:
             self.enqueue(entry, None)
             return
         entry = self.entry(call, result.status, None)
+        if entry.action == "U" and result.status == 201:  # update as create
+            entry.action = "C"
         body = result.body
         if call.tx is not None and call.interaction.tx == "write" and entry.action in ("C", "U", "D"):
             if result.stored is not None and result.stored.deleted is False and body is None:
@@ -312,7 +315,7 @@ class AuditTrail:
             self._wake.set()
 
     def _start(self) -> None:
-        with self._lock:
+        with self._start_lock:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="hutong-audit", daemon=True)
                 self._thread.start()
@@ -353,8 +356,12 @@ class AuditTrail:
         return n
 
     def drain(self) -> None:
-        while self._queue:
+        """Append everything queued, including a batch the background thread is writing now."""
+        while True:
             self.flush()
+            with self._lock:  # waits for a flush in progress in the background thread
+                if not self._queue:
+                    return
 
     def close(self) -> None:
         self._stop.set()

@@ -96,7 +96,8 @@ def usage(doc: dict, base: str, data_dir: str = "DATA_DIR") -> str:
     """How to use the demo credentials (printed by ``hutong serve`` in development mode)."""
     lines = ["", "Development mode: demo accounts (also in demo-credentials.json of the data folder)"]
     for username, user in doc.get("users", {}).items():
-        extra = f" + TOTP (hutong auth totp --user {username})" if user.get("totp_secret") else ""
+        extra = (f" + TOTP code (hutong auth totp --data-dir {data_dir} --user {username})"
+                 if user.get("totp_secret") else "")
         lines.append(f"  {user['roles']:<10} login {base}/login  user {username}  password {user['password']}{extra}")
     client = doc.get("system_client", {})
     lines += [

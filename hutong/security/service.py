@@ -85,6 +85,16 @@ class SecurityService:
         self.audit.close()
 
 
+def node_identity_headers(store, tenant: str, client_id: str) -> dict[str, str]:
+    """Headers a node sends to another node of the federation: its identity, and the trusted-gateway
+    key they share (without a configured key the identity headers are not believed)."""
+    headers = {"X-Hutong-Tenant": tenant, "X-Hutong-Client": client_id, "X-Hutong-Role": "system"}
+    key = getattr(store.settings, "security_gateway_key", "")
+    if key:
+        headers["X-Hutong-Gateway-Key"] = key
+    return headers
+
+
 def _cookie(header_value: str, name: str) -> str | None:
     jar = SimpleCookie()
     try:

@@ -13,11 +13,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import REPO, _free_port, fresh_database
+from tests.conftest import REPO, _free_port, forget_credentials, fresh_database, register_credentials
 
 
 def server_env(settings, **extra) -> dict:
     env = {**os.environ, "HUTONG_DATA_DIR": str(settings.data_dir), "HUTONG_DATABASE_URL": settings.database_url,
+           "HUTONG_SECURITY_GATEWAY_KEY": settings.security_gateway_key,
            "PYTHONPATH": str(REPO), **{k: str(v) for k, v in extra.items()}}
     return env
 
@@ -29,9 +30,18 @@ def server_process(settings, workers: int = 2, **extra):
     port = _free_port()
     log = open(Path(settings.data_dir).parent / f"server-{port}.log", "wb")
     proc = start(settings, port, workers, log, **extra)
+    base = f"http://127.0.0.1:{port}"
     try:
-        yield f"http://127.0.0.1:{port}", proc
+        from hutong.api.app import node_store
+
+        store = node_store(settings)  # the servers' database: the bootstrap client's token is valid there
+        try:
+            register_credentials(base, store)
+        finally:
+            store.close()
+        yield base, proc
     finally:
+        forget_credentials(base)
         kill(proc)
         log.close()
 

@@ -50,7 +50,7 @@ def secure(server_store):
     """Base URL of a live server on ``server_store``; requests to it carry nothing unless a test adds it."""
     from hutong.api.app import create_app
 
-    with LiveServer(create_app(store=server_store)) as live:
+    with LiveServer(create_app(store=server_store), credentials=False) as live:
         yield live.url
 
 

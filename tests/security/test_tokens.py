@@ -105,7 +105,7 @@ def test_public_url_is_the_audience(server_store, institution, tmp_path):
 
     settings = replace(server_store.settings, public_url="https://hutong.jl.example")
     inst = institution("system/Patient.rs")
-    with LiveServer(create_app(settings=settings, store=server_store)) as live:
+    with LiveServer(create_app(settings=settings, store=server_store), credentials=False) as live:
         internal = live.url + "/auth/token"
         assert httpx.post(internal, data=inst.form(internal)).status_code == 401
         ok = httpx.post(internal, data=inst.form("https://hutong.jl.example/auth/token"))
