@@ -264,10 +264,14 @@ class AuditTrail:
             purpose = "TREAT" if "clinician" in caller.roles else (
                 "PATRQT" if "resident" in caller.roles else "HOPERAT")
         query = "&".join(f"{k}={v}" for k, v in call.req.query)
-        return Entry(now_us(), _ACTION.get(name, "E"), subtype, caller, client_address.get(), purpose,
-                     _OUTCOME.get(status // 100, "4"), [], [],
-                     mask_query(f"{call.req.method} {call.req.path}?{query}"[:2000]) if query or name.startswith(
-                         ("search", "history", "operation")) else "", description=description)
+        entry = Entry(now_us(), _ACTION.get(name, "E"), subtype, caller, client_address.get(), purpose,
+                      _OUTCOME.get(status // 100, "4"), [], [],
+                      mask_query(f"{call.req.method} {call.req.path}?{query}"[:2000]) if query or name.startswith(
+                          ("search", "history", "operation")) else "", description=description)
+        reason = (call.req.header("x-hutong-break-glass") or "").strip()
+        if reason and "clinician" in caller.roles:
+            entry.break_glass, entry.reason, entry.purpose = True, reason[:300], "ETREAT"
+        return entry
 
     def record_call(self, call, result, error: FhirError | None = None) -> None:
         """Audit one FHIR interaction: in its own write transaction for writes, queued for reads."""
@@ -343,7 +347,7 @@ class AuditTrail:
                     patients, what = describe(body)
                     entry.patients = sorted(set(entry.patients) | set(patients))
                     entry.what = what
-                if entry.patients or entry.subtype in _ALWAYS:
+                if entry.patients or entry.subtype in _ALWAYS or entry.break_glass:
                     entries.append(entry)
             try:
                 with self.store.write() as tx:

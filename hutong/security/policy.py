@@ -46,6 +46,9 @@ POLICY: dict[str, tuple[str, ...]] = {
     ),
 }
 
+#: What a card's holder token alone allows (the card routes check the token against the card).
+CARD_HOLDER = ("card.qr", "card.read", "card.status")
+
 #: Permissions every authenticated caller holds (a Bundle's entries are each checked on their own).
 ANY_CALLER = ("bundle", "security.whoami")
 
@@ -72,6 +75,8 @@ def allows(caller: Caller, permission: str) -> bool:
         return True
     if not caller.authenticated:
         return False
+    if caller.auth == "card-holder":
+        return permission in CARD_HOLDER
     if permission in ANY_CALLER:
         return True
     if caller.scopes is not None:
@@ -85,9 +90,15 @@ def challenge() -> dict[str, str]:
     return {"WWW-Authenticate": 'Bearer realm="hutong"'}
 
 
-def authorize(caller: Caller, permission: str, _call=None) -> None:
+def authorize(caller: Caller, permission: str, call=None) -> None:
     """Raise 401 (no credentials) or 403 (not allowed) as an OperationOutcome; return when allowed."""
-    if permission == "public" or allows(caller, permission):
+    if permission == "public":
+        return
+    if allows(caller, permission):
+        if call is not None:
+            from hutong.security.scoping import narrow
+
+            narrow(caller, permission, call)
         return
     if not caller.authenticated:
         raise FhirError(401, "login", "authentication required: send a Bearer access token "

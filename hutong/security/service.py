@@ -19,6 +19,8 @@ from hutong.security.tokens import TokenService
 
 _TOKEN = re.compile(r"^[A-Za-z0-9\-\._:|/]{1,128}$")
 GATEWAY_HEADER = "x-hutong-gateway-key"
+#: The caller of a request whose only credential is a card's holder token (``X-Card-Token``).
+CARD_HOLDER = Caller(client_id="card-holder", roles=frozenset(), auth="card-holder")
 SESSION_COOKIE = "hutong_session"
 
 
@@ -68,6 +70,10 @@ class SecurityService:
                 caller = self.sessions.caller(session_id)
                 if caller is not None:
                     return caller
+        if header("x-card-token"):
+            # A health card's holder token is a credential for that card only: the card routes check
+            # it against the card; the policy grants such a caller nothing else.
+            return CARD_HOLDER
         return ANONYMOUS
 
     def _gateway_caller(self, header) -> Caller:

@@ -92,6 +92,7 @@ class Sessions:
             reason = "totp"
         else:
             reason = "bad-credentials"
+        locked = 0
         with self.store.write() as tx:
             if ok:
                 tx.conn.execute(update(security_user).where(security_user.c.username == username)
@@ -101,8 +102,8 @@ class Sessions:
                 locked = now + self.lock_minutes * 60_000_000 if failures >= self.max_failures else 0
                 tx.conn.execute(update(security_user).where(security_user.c.username == username)
                                 .values(failures=0 if locked else failures, locked_until_us=locked))
-                if locked:
-                    raise LoginRefused("locked-now", username)
+        if locked:  # outside the transaction: raising inside it would roll the lock back
+            raise LoginRefused("locked-now", username)
         if not ok:
             raise LoginRefused(reason, username)
         return username

@@ -18,6 +18,16 @@ pytestmark = pytest.mark.skipif(not (os.path.exists(CHROMIUM) or shutil.which("c
                                 reason="chromium is not installed")
 
 
+def _poll(check, seconds: float) -> None:
+    """Poll ``check()`` from Python (no string predicates: the node's page CSP forbids eval)."""
+    import time
+
+    deadline = time.time() + seconds
+    while not check():
+        assert time.time() < deadline, "condition not met in time"
+        time.sleep(0.1)
+
+
 @pytest.fixture
 def browser():
     with sync_api.sync_playwright() as p:
@@ -42,7 +52,7 @@ def test_page_shows_and_refreshes_qr(server, server_store, browser, h):
     assert "#t=" not in page.url  # the token left the address bar
     first = page.get_attribute("#qr", "data-qr-text")
     assert first.startswith("HTC1:")
-    page.wait_for_function("Number(document.getElementById('qr').dataset.refreshes) >= 2", timeout=15_000)
+    _poll(lambda: int(page.get_attribute("#qr", "data-refreshes") or 0) >= 2, 15)
     second = page.get_attribute("#qr", "data-qr-text")
     assert second != first
     jwks = httpx.get(f"{server}/api/card/keys").json()
@@ -53,7 +63,7 @@ def test_page_shows_and_refreshes_qr(server, server_store, browser, h):
     # A frozen card shows a Chinese message instead of a code.
     S.set_status(server_store, card["card_id"], "frozen")
     page.click("#refresh")
-    page.wait_for_function("document.getElementById('message').textContent.includes('冻结')", timeout=10_000)
+    page.wait_for_selector("#message:has-text('冻结')", timeout=10_000)
 
 
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
@@ -63,5 +73,5 @@ def test_page_without_token_explains(server, server_store, browser, h):
     page = browser.new_page()
     page.set_extra_http_headers({"X-Hutong-Role": "resident"})
     page.goto(f"{server}{card['page']}")
-    page.wait_for_function("document.getElementById('message').textContent.length > 0", timeout=10_000)
+    _poll(lambda: bool((page.text_content("#message") or "").strip()), 10)
     assert page.query_selector("#qr svg") is None

@@ -83,4 +83,7 @@ def test_console_pages_need_permissions_and_refuse_bad_input(page_server, page):
     resp = page.goto(page_server + "/console/cards/NOTACARD")
     assert resp.status == 404 and "未找到" in page.inner_text("h1")
     resp = page.goto(page_server + "/console/mpi?status=bogus")
+    assert resp.status == 403  # the review queue is the operators' (security policy), not a doctor's
+    page.set_extra_http_headers({"X-Hutong-Role": "operator"})
+    resp = page.goto(page_server + "/console/mpi?status=bogus")
     assert resp.status == 400

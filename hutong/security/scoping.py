@@ -1,0 +1,215 @@
+"""Data-level rules for FHIR calls, applied before the call runs (the query itself is narrowed, so
+``total``, paging and ``_include`` see only what the caller may see):
+
+- **Writes**: ``meta.source`` is set by the server from the caller (never trusted from the body);
+  an institution may update or delete only what it is the source of.
+- **Residents** are confined to their own compartment (and their dependants'): a search gets the
+  compartment's criterion added (``patient=`` / ``_id=``), a read by id is checked, anything else
+  (system-wide search, history across resources, other operations) is refused.
+- **Doctors** (a signed-in clinician) read a patient's data from another institution only within a
+  care relationship (a workstation opening, a card scan at their institution — ``share_care``) or by
+  breaking the glass (``X-Hutong-Break-Glass: <reason>``), which is recorded and flagged for review.
+  A doctor's search must name the patient.
+"""
+
+from __future__ import annotations
+
+from hutong.core.caller import Caller
+from hutong.core.errors import FhirError
+
+SOURCE_PREFIX = "urn:hutong:institution:"
+CLIENT_PREFIX = "urn:hutong:client:"
+BREAK_GLASS_HEADER = "x-hutong-break-glass"
+#: Types that hold no one's personal data: anyone allowed to search may search them unfiltered.
+DIRECTORY_TYPES = frozenset({
+    "Organization", "Location", "Practitioner", "PractitionerRole", "HealthcareService", "Endpoint",
+    "CodeSystem", "ValueSet", "ConceptMap", "StructureDefinition", "SearchParameter", "OperationDefinition",
+    "Questionnaire", "PlanDefinition", "ActivityDefinition", "Library", "Measure", "Medication", "Device",
+    "Substance", "NamingSystem", "CapabilityStatement", "Subscription", "SubscriptionTopic", "Binary",
+})
+_RESIDENT_NAMES = frozenset({"read", "vread", "search-type", "search-compartment", "history-instance"})
+_PATIENT_PARAMS = ("patient", "subject", "beneficiary")
+
+
+def source_of(caller: Caller) -> str:
+    """The ``meta.source`` the server writes for ``caller``."""
+    if caller.institution:
+        return SOURCE_PREFIX + caller.institution
+    return CLIENT_PREFIX + caller.client_id
+
+
+def _is_person(caller: Caller, role: str) -> bool:
+    return role in caller.roles and "system" not in caller.roles and caller.scopes is None
+
+
+def narrow(caller: Caller, permission: str, call) -> None:
+    """Apply the data-level rules to ``call`` (may add query criteria, set ``meta.source``; raises 403)."""
+    if call is None or caller.auth == "internal":
+        return
+    letter = permission.rpartition(".")[2]
+    if letter in ("c", "u", "d") and call.interaction.name in ("create", "update", "patch", "delete"):
+        _write(caller, call)
+    if _is_person(caller, "resident"):
+        _resident(caller, call)
+    elif _is_person(caller, "clinician"):
+        _clinician(caller, call)
+
+
+# ---------------------------------------------------------------------------------------------- writes
+def _write(caller: Caller, call) -> None:
+    body = call.req.body
+    if isinstance(body, dict) and call.interaction.name in ("create", "update"):
+        meta = body.get("meta") if isinstance(body.get("meta"), dict) else {}
+        body["meta"] = {**meta, "source": source_of(caller)}
+    if call.interaction.name in ("update", "patch", "delete") and caller.institution and call.res_id:
+        current = _current(call)
+        if current is None:
+            return
+        owner = (current.get("meta") or {}).get("source") or ""
+        if owner.startswith(SOURCE_PREFIX) and owner != SOURCE_PREFIX + caller.institution:
+            raise FhirError(403, "forbidden", "an institution may change only the data it is the source of "
+                            f"({call.res_type}/{call.res_id} comes from another institution)")
+
+
+def _current(call) -> dict | None:
+    tx = call.tx
+    if tx is not None:
+        stored = tx.read(call.res_type, call.res_id)
+    else:
+        with call.store.read() as rtx:
+            stored = rtx.read(call.res_type, call.res_id)
+    if stored is None or stored.deleted:
+        return None
+    return stored.resource
+
+
+# ---------------------------------------------------------------------------------------------- residents
+def resident_patients(caller: Caller) -> frozenset[str]:
+    """The Patients a resident may see: themselves (dependants: see docs/security.md)."""
+    return frozenset({caller.patient}) if caller.patient else frozenset()
+
+
+def _resident(caller: Caller, call) -> None:
+    mine = resident_patients(caller)
+    if not mine:
+        raise FhirError(403, "forbidden", "this resident account is not linked to a patient record")
+    name = call.interaction.name
+    op = call.interaction.operation
+    type_ = call.res_type or call.interaction.fixed_type
+    if op == "everything":
+        if call.res_id not in mine:
+            raise FhirError(403, "forbidden", "a resident may open only their own record")
+        return
+    if name not in _RESIDENT_NAMES:
+        raise FhirError(403, "forbidden", "residents may read and search their own record only")
+    if name == "search-compartment":
+        if call.res_id not in mine:
+            raise FhirError(403, "forbidden", "a resident may search only their own record")
+        return
+    if name == "search-type":
+        _confine_search(call, type_, mine)
+        return
+    # read, vread, history of one resource
+    if type_ == "Patient":
+        if call.res_id not in mine:
+            raise FhirError(403, "forbidden", "a resident may read only their own record")
+        return
+    if type_ in DIRECTORY_TYPES:
+        return
+    current = _current(call)
+    if current is None:
+        return  # 404 or 410 from the handler, which says nothing about whose it was
+    from hutong.security.audit import patients_of
+
+    if not patients_of(current) or not patients_of(current) <= mine:
+        raise FhirError(403, "forbidden", "a resident may read only their own record")
+
+
+def _confine_search(call, type_: str | None, mine: frozenset[str]) -> None:
+    if type_ == "Patient":
+        call.req.query.append(("_id", ",".join(sorted(mine))))
+        return
+    if type_ in DIRECTORY_TYPES:
+        return
+    param = _patient_param(type_)
+    if param is None:
+        raise FhirError(403, "forbidden", f"residents may not search {type_}")
+    call.req.query.append((param, ",".join(f"Patient/{p}" for p in sorted(mine))))
+
+
+def _patient_param(type_: str | None) -> str | None:
+    if not type_:
+        return None
+    from hutong.search.params import registry
+
+    reg = registry()
+    for code in _PATIENT_PARAMS:
+        if reg.get(type_, code) is not None:
+            return code
+    return None
+
+
+# ---------------------------------------------------------------------------------------------- doctors
+def _clinician(caller: Caller, call) -> None:
+    name = call.interaction.name
+    type_ = call.res_type or call.interaction.fixed_type
+    if type_ in DIRECTORY_TYPES and call.interaction.operation is None:
+        return
+    if name in ("create", "update", "patch", "delete"):
+        return  # writes are the doctor's own institution's (meta.source), checked above
+    patients: set[str] = set()
+    if call.interaction.operation == "everything" or name == "search-compartment":
+        if call.res_id:
+            patients.add(call.res_id)
+    elif name == "search-type":
+        patients = _named_patients(call, type_)
+        if not patients:
+            raise FhirError(403, "forbidden", "a doctor's search must name the patient (patient=…)")
+    elif name in ("read", "vread", "history-instance"):
+        if type_ == "Patient":
+            patients.add(call.res_id)
+        else:
+            current = _current(call)
+            if current is None:
+                return
+            owner = (current.get("meta") or {}).get("source") or ""
+            if caller.institution and owner == SOURCE_PREFIX + caller.institution:
+                return  # the doctor's own institution's record
+            from hutong.security.audit import patients_of
+
+            patients = patients_of(current)
+    else:
+        return  # operations (e.g. $match, $lastn) carry their own rules and scopes
+    for patient in patients:
+        if not _in_care(call, caller, patient):
+            reason = (call.req.header(BREAK_GLASS_HEADER) or "").strip()
+            if len(reason) >= 4:
+                from hutong.security.policy import role_allows
+
+                if role_allows(caller.roles, "security.break_glass"):
+                    continue  # audited with the reason and flagged for review
+            raise FhirError(403, "forbidden", "no care relationship with this patient: open the record from the "
+                            "workstation (a visit, referral or card scan) or break the glass with a stated reason "
+                            "(X-Hutong-Break-Glass)", details_code="no-care-relationship")
+
+
+def _named_patients(call, type_: str | None) -> set[str]:
+    out: set[str] = set()
+    for key, value in call.req.query:
+        base = key.split(":")[0]
+        if (type_ == "Patient" and base == "_id") or base in _PATIENT_PARAMS:
+            for item in value.split(","):
+                item = item.strip()
+                if item.startswith("Patient/"):
+                    item = item[len("Patient/"):]
+                if item and "/" not in item:
+                    out.add(item)
+    return out
+
+
+def _in_care(call, caller: Caller, patient: str) -> bool:
+    try:
+        from hutong.share.launch import has_care_relationship
+    except ImportError:  # a node without the shared record has no care relationships to consult
+        return False
+    return has_care_relationship(call.store, caller.client_id, patient)
