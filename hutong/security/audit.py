@@ -268,7 +268,9 @@ class AuditTrail:
                       _OUTCOME.get(status // 100, "4"), [], [],
                       mask_query(f"{call.req.method} {call.req.path}?{query}"[:2000]) if query or name.startswith(
                           ("search", "history", "operation")) else "", description=description)
-        reason = (call.req.header("x-hutong-break-glass") or "").strip()
+        from hutong.security.scoping import break_glass_reason
+
+        reason = break_glass_reason(call)
         if reason and "clinician" in caller.roles:
             entry.break_glass, entry.reason, entry.purpose = True, reason[:300], "ETREAT"
         return entry

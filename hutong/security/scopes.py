@@ -16,6 +16,8 @@ _V1 = {"read": "rs", "write": "cud", "*": "cruds"}
 _SCOPE = re.compile(r"^system/(\*|[A-Z][A-Za-z]{1,63})\.(read|write|\*|c?r?u?d?s?)$")
 _OWN = re.compile(r"^hutong/(\*|[a-z][a-z0-9_.]*(\.\*)?)$")
 FHIR_LETTERS = frozenset("cruds")
+#: Capability permissions that SMART data scopes imply (Bulk Data export is reading everything).
+IMPLIED_BY_DATA = {"bulk.export": ("*.r", "*.s")}
 
 
 class ScopeError(ValueError):
@@ -53,6 +55,9 @@ def grants(scopes: frozenset[str], permission: str) -> bool:
             if got and letter in got[1] and (got[0] == "*" or got[0] == type_):
                 return True
         return False
+    implied = IMPLIED_BY_DATA.get(permission)
+    if implied and all(grants(scopes, p) for p in implied):
+        return True
     for scope in scopes:
         if not scope.startswith("hutong/"):
             continue

@@ -27,7 +27,7 @@ DIRECTORY_TYPES = frozenset({
     "Questionnaire", "PlanDefinition", "ActivityDefinition", "Library", "Measure", "Medication", "Device",
     "Substance", "NamingSystem", "CapabilityStatement", "Subscription", "SubscriptionTopic", "Binary",
 })
-_RESIDENT_NAMES = frozenset({"read", "vread", "search-type", "search-compartment", "history-instance"})
+_RESIDENT_NAMES = frozenset({"read", "vread", "search-type", "history-instance"})
 _PATIENT_PARAMS = ("patient", "subject", "beneficiary")
 
 
@@ -40,6 +40,10 @@ def source_of(caller: Caller) -> str:
 
 def _is_person(caller: Caller, role: str) -> bool:
     return role in caller.roles and "system" not in caller.roles and caller.scopes is None
+
+
+def _compartment(call) -> bool:
+    return "{comp}" in call.interaction.pattern
 
 
 def narrow(caller: Caller, permission: str, call) -> None:
@@ -102,8 +106,8 @@ def _resident(caller: Caller, call) -> None:
         return
     if name not in _RESIDENT_NAMES:
         raise FhirError(403, "forbidden", "residents may read and search their own record only")
-    if name == "search-compartment":
-        if call.res_id not in mine:
+    if _compartment(call):
+        if call.params.get("type") != "Patient" or call.res_id not in mine:
             raise FhirError(403, "forbidden", "a resident may search only their own record")
         return
     if name == "search-type":
@@ -158,7 +162,9 @@ def _clinician(caller: Caller, call) -> None:
     if name in ("create", "update", "patch", "delete"):
         return  # writes are the doctor's own institution's (meta.source), checked above
     patients: set[str] = set()
-    if call.interaction.operation == "everything" or name == "search-compartment":
+    if call.interaction.operation == "everything" or _compartment(call):
+        if call.params.get("type", "Patient") != "Patient":
+            raise FhirError(403, "forbidden", "a doctor opens records through the Patient compartment")
         if call.res_id:
             patients.add(call.res_id)
     elif name == "search-type":
@@ -182,7 +188,7 @@ def _clinician(caller: Caller, call) -> None:
         return  # operations (e.g. $match, $lastn) carry their own rules and scopes
     for patient in patients:
         if not _in_care(call, caller, patient):
-            reason = (call.req.header(BREAK_GLASS_HEADER) or "").strip()
+            reason = break_glass_reason(call)
             if len(reason) >= 4:
                 from hutong.security.policy import role_allows
 
@@ -191,6 +197,13 @@ def _clinician(caller: Caller, call) -> None:
             raise FhirError(403, "forbidden", "no care relationship with this patient: open the record from the "
                             "workstation (a visit, referral or card scan) or break the glass with a stated reason "
                             "(X-Hutong-Break-Glass)", details_code="no-care-relationship")
+
+
+def break_glass_reason(call) -> str:
+    """The stated reason of a break-the-glass request (percent-encoded UTF-8 in the header)."""
+    from urllib.parse import unquote
+
+    return unquote(call.req.header(BREAK_GLASS_HEADER) or "").strip()[:300]
 
 
 def _named_patients(call, type_: str | None) -> set[str]:

@@ -57,6 +57,7 @@ def test_linking_on_the_review_page_updates_the_history(page_server, page_server
     page.once("dialog", lambda d: d.accept())
     page.click("text=是同一人：合并")
     page.wait_for_selector("#audit-event")
+    page.set_extra_http_headers(DOCTOR_H2)  # the shared record is the doctor's to open, not the operator's
     page.goto(page_server + "/workstation/patient/demo-p1")
     assert "肺炎" in page.inner_text("#timeline")  # the fourth record's emergency visit
 
