@@ -56,6 +56,8 @@ def fever_clinic(sid: str, org: str, loc: str, name: str = "发热门诊", avail
            "extension": [{"url": vocab.EXT_CLINIC_FEATURE, "valueCode": f} for f in features]}
     if status:
         res["extension"].append({"url": vocab.EXT_CLINIC_STATUS, "extension": [{"url": "status", "valueCode": status}]})
+    if not res["extension"]:
+        del res["extension"]
     return res
 
 
@@ -92,7 +94,17 @@ def small_registry() -> list[dict]:
     return out
 
 
+def with_consumers(store):
+    """Register the registry's consumers on a bare test store (a node does it from the capability list)."""
+    from hutong.registry.capability import CAPABILITY
+
+    for c in CAPABILITY.consumers:
+        store.register_consumer(c.name, c.handler, c.types)
+    return store
+
+
 def load(store, resources) -> None:
+    with_consumers(store)
     with store.write() as tx:
         for res in resources:
             tx.update(res["resourceType"], res["id"], res)
