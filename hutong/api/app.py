@@ -42,6 +42,7 @@ from hutong.capability import Capability
 from hutong.card.capability import CAPABILITY as CARD
 from hutong.config import Settings, load_settings
 from hutong.core.errors import FhirError, Issue, operation_outcome
+from hutong.epidemic.capability import CAPABILITY as EPIDEMIC
 from hutong.federation.capability import CAPABILITY as FEDERATION
 from hutong.mpi.capability import CAPABILITY as MPI
 from hutong.registry.capability import CAPABILITY as REGISTRY
@@ -59,7 +60,7 @@ log = logging.getLogger("hutong.api")
 #: The capabilities of a node, in order: each one's routes, operations, consumers, pages, commands
 #: and start-up work come from its entry here and nowhere else.
 CAPABILITIES: list[Capability] = [SEARCH, BULK, MPI, CARD, STATS, SIM, TRIAGE, REPORTREAD, SHARE, WEB, FEDERATION,
-                                 REGISTRY]
+                                 REGISTRY, EPIDEMIC]
 
 _STATIC = Path(__file__).resolve().parent / "static"
 _ASSETS = {
