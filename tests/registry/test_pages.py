@@ -3,8 +3,8 @@
 import httpx
 
 from hutong.registry import clinics
-from tests.registry.test_fever_clinics import CHANGCHUN, _province
 from tests.registry.helpers import load
+from tests.registry.test_fever_clinics import CHANGCHUN, _province
 
 
 def test_resident_finds_the_nearest_open_clinics_on_a_phone(page_server, page_server_store, page, screenshot):
