@@ -1,14 +1,19 @@
 """Statistics as a capability of the node."""
 
 from hutong.capability import Capability
-from hutong.stats import counters, operation
+from hutong.stats import counters, operation, view_routes
 
 CAPABILITY = Capability(
     name="stats",
     summary="统计 statistics: SQL on FHIR views ($viewdefinition-run), live counters kept from the change log",
     fhir=operation.FHIR_INTERACTIONS,
+    routers=[view_routes.router],
     permissions={
         "stats.view.run": "run a SQL on FHIR ViewDefinition over the record ($viewdefinition-run)",
+        "stats.view.read": "list stored ViewDefinitions and materialised tables",
+        "stats.view.write": "store a ViewDefinition on the node",
+        "stats.view.materialize": "materialise a view as a table of the analytics database",
+        "stats.sql": "run read-only SQL over the materialised views",
     },
     tables=counters.TABLES,
 )
