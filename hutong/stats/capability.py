@@ -1,7 +1,7 @@
 """Statistics as a capability of the node."""
 
 from hutong.capability import Capability
-from hutong.stats import counters, operation, view_routes
+from hutong.stats import operation, tables, view_routes
 
 CAPABILITY = Capability(
     name="stats",
@@ -15,5 +15,5 @@ CAPABILITY = Capability(
         "stats.view.materialize": "materialise a view as a table of the analytics database",
         "stats.sql": "run read-only SQL over the materialised views",
     },
-    tables=counters.TABLES,
+    tables=tables.TABLES,
 )
