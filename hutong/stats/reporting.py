@@ -20,7 +20,7 @@ import orjson
 from sqlalchemy import Integer, and_, delete, func, select, update
 
 from hutong.core.clock import SHANGHAI, instant, now_us
-from hutong.core.errors import FhirError, bad_request, not_found
+from hutong.core.errors import FhirError, Issue, bad_request, not_found
 from hutong.stats import orgunits
 from hutong.stats.datasets import BUILTIN, TOTAL, DataSet
 from hutong.stats.periods import Period, parse_period
@@ -60,9 +60,10 @@ class EntryRejected(FhirError):
     """Values that cannot be saved: 422 with one issue per cell (nothing is saved)."""
 
     def __init__(self, errors: list[CellError]):
-        super().__init__(422, "invalid", "; ".join(
-            f"{e.cell + ': ' if e.cell else ''}{e.element}{'.' + e.coc if e.coc else ''}: {e.message}"
-            for e in errors[:50]))
+        issues = [Issue("error", "invalid",
+                        f"{e.cell + ': ' if e.cell else ''}{e.element}{'.' + e.coc if e.coc else ''}: {e.message}",
+                        [e.cell or f"{e.element}.{e.coc or 'total'}"]) for e in errors[:500]]
+        super().__init__(422, "invalid", issues[0].diagnostics, issues=issues)
         self.errors = errors
 
 
