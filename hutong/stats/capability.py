@@ -1,13 +1,14 @@
 """Statistics as a capability of the node."""
 
 from hutong.capability import Capability
-from hutong.stats import operation, report_routes, tables, view_routes
+from hutong.stats import indicator_routes, indicators, operation, report_routes, tables, view_routes
 
 CAPABILITY = Capability(
     name="stats",
-    summary="统计 statistics: SQL on FHIR views ($viewdefinition-run), live counters kept from the change log",
+    summary="统计 statistics: SQL on FHIR views ($viewdefinition-run), direct reporting, live indicators",
     fhir=operation.FHIR_INTERACTIONS,
-    routers=[view_routes.router, report_routes.router],
+    routers=[view_routes.router, report_routes.router, indicator_routes.router],
+    consumers=[indicators.CONSUMER],
     permissions={
         "stats.view.run": "run a SQL on FHIR ViewDefinition over the record ($viewdefinition-run)",
         "stats.view.read": "list stored ViewDefinitions and materialised tables",
@@ -19,6 +20,7 @@ CAPABILITY = Capability(
         "stats.report.read": "read reports, completeness and violations",
         "stats.report.enter": "enter, upload and submit an institution's reports",
         "stats.report.approve": "approve, unapprove and unlock reports; batch validation; reminders",
+        "stats.indicator.read": "read live indicators (full detail, no small-cell rule)",
     },
     tables=tables.TABLES,
 )
