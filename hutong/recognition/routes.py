@@ -9,7 +9,8 @@ from starlette.concurrency import run_in_threadpool
 from hutong.api.caller import PUBLIC, permit
 from hutong.core.caller import Caller
 from hutong.fhir.body import decode_json
-from hutong.recognition import cdshooks
+from hutong.recognition import cdshooks, hl7v2
+from hutong.recognition.mllp import MllpListener
 
 router = APIRouter(tags=["recognition 检查检验结果互认"])
 _SERVICE_ID = Path(..., max_length=64, pattern=r"^[A-Za-z0-9\-\.]{1,64}$")
@@ -40,9 +41,32 @@ async def service_feedback(request: Request, service_id: str = _SERVICE_ID,
     return Response(status_code=200)
 
 
+HL7_MEDIA = "x-application/hl7-v2+er7"
+_HL7_BODY = {"requestBody": {"required": True, "content": {HL7_MEDIA: {"schema": {
+    "type": "string", "description": "一条 HL7 v2 ORU^R01 / OUL^R22 报文（ER7，MSH-18 指明字符集）"}}}}}
+
+
+@router.post("/api/hl7v2", summary="接收 HL7 v2 检验结果（ORU^R01、OUL^R22），应答 ACK（AA 200，AE/AR 400）",
+             openapi_extra=_HL7_BODY, response_class=Response,
+             responses={200: {"content": {HL7_MEDIA: {}}}, 400: {"content": {HL7_MEDIA: {}}}})
+async def receive_hl7v2(request: Request, caller: Caller = Depends(permit("recognition.hl7v2"))):
+    raw = await request.body()
+    store = request.app.state.node.store
+    out = await run_in_threadpool(hl7v2.receive, store, raw, via="http", tenant=caller.tenant)
+    return Response(out.ack_bytes, status_code=200 if out.code == "AA" else 400,
+                    media_type=f"{HL7_MEDIA}; charset={out.encoding}")
+
+
 def startup(node) -> None:
-    """Nothing to start yet."""
+    """Start the MLLP listener when a port is configured (``HUTONG_MLLP_PORT`` / ``--mllp-port``)."""
+    port = int(getattr(node.settings, "mllp_port", 0) or 0)
+    if port > 0:
+        listener = MllpListener(node.store, node.settings.host, port)
+        if listener.start():
+            node.services["recognition.mllp"] = listener
 
 
 def shutdown(node) -> None:
-    """Nothing to stop yet."""
+    listener = node.services.pop("recognition.mllp", None)
+    if listener is not None:
+        listener.stop()
