@@ -153,3 +153,34 @@ def test_card_feedback_and_records(server, server_store):
     assert (rows[ct["uuid"]].outcome, rows[ct["uuid"]].reason, rows[ct["uuid"]].comment) == ("overridden", "critical-moment", "术前复查")
     assert rows[sign_card["uuid"]].outcome is None and rows[sign_card["uuid"]].result == "DiagnosticReport/rep-a"
     assert {r.patient for r in care} <= {"pa", "pb"} and len(care) == 2
+
+    # what it saves: one order and item counts once (order-select and order-sign offered sr-cbc twice)
+    with httpx.Client(base_url=server, timeout=60) as c:
+        r = c.get("/api/recognition/stats", params={"by": "item", "min_offers": 1})
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert body["totals"] == {"recognisable": 2, "recognised": 1, "overridden": 1, "pending": 0, "saved": 20.0,
+                                  "rate": 0.5}
+        assert {row["key"]: row["recognised"] for row in body["rows"]} == {"recognition-cbc": 1, "recognition-ct-chest": 0}
+        assert body["overrides"] == [{"reason": "critical-moment", "label": V.OVERRIDE_REASONS["critical-moment"][0],
+                                      "count": 1}]
+        assert body["neverAccepting"] == []
+        month = c.get("/api/recognition/stats", params={"by": "month"}).json()["rows"]
+        assert len(month) == 1 and month[0]["recognisable"] == 2
+        assert c.get("/api/recognition/stats", params={"since": "2999-01-01"}).json()["totals"]["recognisable"] == 0
+        assert c.get("/api/recognition/stats", params={"since": "yesterday"}).status_code == 400
+        assert c.get("/api/recognition/stats", params={"by": "colour"}).status_code in (400, 422)
+        x = c.get("/api/recognition/stats.xlsx")
+        assert x.status_code == 200 and x.content[:2] == b"PK"
+        from io import BytesIO
+
+        from openpyxl import load_workbook
+        wb = load_workbook(BytesIO(x.content))
+        assert {"by institution", "by item", "by department", "by month", "overrides", "never accepting"} <= set(wb.sheetnames)
+        ws = wb["by institution"]
+        assert [c.value for c in ws[3]][:7] == ["hosp-b", 2, 1, 1, 0, 0.5, 20.0]
+        # the plain query behind the card
+        r = c.post("/api/recognition/results", json={"patient": "Patient/pb", "codes": ["http://loinc.org|58410-2"],
+                                                    "institution": "hosp-b"})
+        assert r.status_code == 200 and r.json()["results"][0]["mark"] == "HR"
+        assert c.post("/api/recognition/results", json={"patient": "pb", "codes": ["x"]}).status_code in (400, 422)
