@@ -293,7 +293,8 @@ def _patient_identifiers(pid, institution: str) -> list[dict]:
     return out
 
 
-def _patient(tx, pid, institution: str, tenant: str | None) -> str:
+def _patient(tx, pid, institution: str) -> tuple[str | None, dict | None]:
+    """``(patient id, None)`` for a known patient, ``(None, new Patient)`` for one to create."""
     idents = _patient_identifiers(pid, institution)
     if not idents:
         raise Refused("AE", "PID-3: no resident ID or record number", hl7_error="101", where="PID^1^3")
@@ -302,7 +303,7 @@ def _patient(tx, pid, institution: str, tenant: str | None) -> str:
     for ident in mrn + resident:
         ids = tx.search_ids("Patient", [("identifier", f"{ident['system']}|{ident['value']}")], limit=20)
         if ids:
-            return ids[0]
+            return ids[0], None
     patient: dict = {"resourceType": "Patient", "identifier": idents,
                      "managingOrganization": {"reference": f"Organization/{institution}"},
                      "meta": {"source": f"urn:hutong:org:{institution}"}}
@@ -316,7 +317,7 @@ def _patient(tx, pid, institution: str, tenant: str | None) -> str:
     birth = dtm(field(pid, 7), "PID-7")
     if birth:
         patient["birthDate"] = birth[:10]
-    return tx.create(patient).stored.res_id
+    return None, patient
 
 
 def _groups(msg) -> list[tuple[object, list, list]]:
@@ -339,7 +340,20 @@ def _report_number(obr) -> str:
     return field(obr, 3, 1, 1) or field(obr, 2, 1, 1)
 
 
-def _store_group(tx, obr, obxs, spms, *, patient: str, institution: str, msh_time: str | None, n: int) -> str:
+def _existing_report(tx, obr, institution: str) -> tuple[str | None, list[str]]:
+    """The stored report with this OBR's report number (a resend or a correction) and its results."""
+    ident = f"{REPORT_PREFIX}{institution}|{_report_number(obr)[:64]}"
+    existing = tx.search_ids("DiagnosticReport", [("identifier", ident)], limit=2)
+    if not existing:
+        return None, []
+    s = tx.read("DiagnosticReport", existing[0])
+    return existing[0], [(r.get("reference") or "").split("/", 1)[-1] for r in (s.resource.get("result") or [])]
+
+
+def _build_group(obr, obxs, spms, *, patient: str, institution: str, msh_time: str | None, n: int,
+                 existing: str | None, old_results: list[str]) -> list[tuple[str, str, dict, bool]]:
+    """The resources of one OBR group as ``(type, id, resource, replaces_a_stored_one)``."""
+    out: list[tuple[str, str, dict, bool]] = []
     where = f"OBR[{n}]"
     code = _concept(obr, 4, institution)
     if code is None:
@@ -358,11 +372,6 @@ def _store_group(tx, obr, obxs, spms, *, patient: str, institution: str, msh_tim
     subject = {"reference": f"Patient/{patient}"}
     performer = [{"reference": f"Organization/{institution}"}]
     ident = {"system": REPORT_PREFIX + institution, "value": number[:64]}
-    existing = tx.search_ids("DiagnosticReport", [("identifier", f"{ident['system']}|{ident['value']}")], limit=2)
-    old_results: list[str] = []
-    if existing:
-        s = tx.read("DiagnosticReport", existing[0])
-        old_results = [(r.get("reference") or "").split("/", 1)[-1] for r in (s.resource.get("result") or [])]
     specimen_ref = None
     for spm in spms[:1]:
         stype = _concept(spm, 4, institution)
@@ -372,12 +381,13 @@ def _store_group(tx, obr, obxs, spms, *, patient: str, institution: str, msh_tim
             collected = dtm(field(spm, 17, 1, 1), "SPM-17")
             if collected:
                 spec["collection"] = {"collectedDateTime": collected}
-            tx.update("Specimen", sid, spec)
+            out.append(("Specimen", sid, spec, False))
             specimen_ref = {"reference": f"Specimen/{sid}"}
     if specimen_ref is None and field(obr, 15, 1, 1):  # OBR-15 specimen source (up to v2.6)
         sid = new_id()
         stype = {"coding": coding(obr, 15, institution)} if coding(obr, 15, institution) else {"text": field(obr, 15)}
-        tx.update("Specimen", sid, {"resourceType": "Specimen", "id": sid, "meta": meta, "subject": subject, "type": stype})
+        out.append(("Specimen", sid, {"resourceType": "Specimen", "id": sid, "meta": meta, "subject": subject,
+                                      "type": stype}, False))
         specimen_ref = {"reference": f"Specimen/{sid}"}
     results = []
     for i, obx in enumerate(obxs):
@@ -405,11 +415,12 @@ def _store_group(tx, obr, obxs, spms, *, patient: str, institution: str, msh_tim
                                      for f in flags if f.upper() in _FLAGS] or [{"text": ",".join(flags)[:100]}]
         if specimen_ref:
             obs["specimen"] = specimen_ref
-        oid = old_results[i] if i < len(old_results) and ID_RE.match(old_results[i] or "") else new_id()
+        reuse = i < len(old_results) and bool(ID_RE.match(old_results[i] or ""))
+        oid = old_results[i] if reuse else new_id()
         obs["id"] = oid
-        tx.update("Observation", oid, obs)
+        out.append(("Observation", oid, obs, reuse))
         results.append({"reference": f"Observation/{oid}"})
-    rid = existing[0] if existing else new_id()
+    rid = existing or new_id()
     report = {"resourceType": "DiagnosticReport", "id": rid, "meta": meta, "identifier": [ident], "status": status,
               "category": [{"coding": [{"system": V2_0074, "code": field(obr, 24) or "LAB"}]}],
               "code": code, "subject": subject, "performer": performer, "result": results}
@@ -419,8 +430,62 @@ def _store_group(tx, obr, obxs, spms, *, patient: str, institution: str, msh_tim
         report["issued"] = issued_raw
     if specimen_ref:
         report["specimen"] = [specimen_ref]
-    tx.update("DiagnosticReport", rid, report)
-    return rid
+    out.append(("DiagnosticReport", rid, report, existing is not None))
+    return out
+
+
+class _Changed(Exception):
+    """What the read phase found changed before the write lock was taken (a concurrent sender)."""
+
+
+def _plan(tx, msh, pid, groups, msh_time) -> tuple[str, str | None, dict | None, list]:
+    institution = _institution(tx, msh)
+    patient_id, new_patient = _patient(tx, pid, institution)
+    if new_patient is not None:
+        patient_id = new_id()
+        new_patient["id"] = patient_id
+    built = []
+    for i, (obr, obxs, spms) in enumerate(groups):
+        existing, old = _existing_report(tx, obr, institution)
+        built.append((existing, _build_group(obr, obxs, spms, patient=patient_id, institution=institution,
+                                             msh_time=msh_time, n=i + 1, existing=existing, old_results=old)))
+    return institution, patient_id, new_patient, built
+
+
+def _store(store, tenant, msh, pid, groups, msh_time) -> tuple[str, list[str]]:
+    """Store the message's resources; the CPU work (validation, index rows) is done before the write
+    lock, and what the plan relied on is checked again under it."""
+    with store.read() as tx:
+        institution, patient_id, new_patient, built = _plan(tx, msh, pid, groups, msh_time)
+    ts = now_us()
+    prepared = []
+    if new_patient is not None:
+        prepared.append(("Patient", new_patient, store.prepare(new_patient, "Patient", patient_id, 1, ts)))
+    for _existing, resources in built:
+        for kind, rid, res, replaces in resources:
+            prepared.append((kind, res, None if replaces else store.prepare(res, kind, rid, 1, ts)))
+    try:
+        with store.write(tenant) as tx:
+            if new_patient is not None and _patient(tx, pid, institution)[0] is not None:
+                raise _Changed()
+            for (obr, _o, _s), (existing, _r) in zip(groups, built, strict=True):
+                if _existing_report(tx, obr, institution)[0] != existing:
+                    raise _Changed()
+            for kind, res, p in prepared:
+                if p is not None:
+                    tx.create(res, prepared=p)
+                else:
+                    tx.update(kind, res["id"], res)
+    except _Changed:
+        # someone stored the same patient or report meanwhile: plan again under the lock
+        with store.write(tenant) as tx:
+            institution, patient_id, new_patient, built = _plan(tx, msh, pid, groups, msh_time)
+            if new_patient is not None:
+                tx.update("Patient", patient_id, new_patient)
+            for _existing, resources in built:
+                for kind, rid, res, _replaces in resources:
+                    tx.update(kind, rid, res)
+    return patient_id, [resources[-1][1] for _e, resources in built]
 
 
 def ack_text(msg: hl7.Message | None, code: str, refused: Refused | None = None) -> str:
@@ -498,11 +563,7 @@ def receive(store, raw: bytes, *, via: str = "http", tenant: str | None = None) 
         if not groups:
             raise Refused("AE", "no OBR segment: nothing to store", hl7_error="100", where="OBR")
         try:
-            with store.write(tenant) as tx:
-                institution = _institution(tx, msh)
-                patient = _patient(tx, pid, institution, tenant)
-                reports = [_store_group(tx, obr, obxs, spms, patient=patient, institution=institution,
-                                        msh_time=msh_time, n=i + 1) for i, (obr, obxs, spms) in enumerate(groups)]
+            patient, reports = _store(store, tenant, msh, pid, groups, msh_time)
         except FhirError as exc:  # the mapped resources failed FHIR validation or a reference check
             raise Refused("AE", f"the results could not be stored: {exc.diagnostics[:160]}", hl7_error="207") from None
         return Outcome(ack_text(msg, "AA"), "AA", reports, patient, encoding=encoding)
