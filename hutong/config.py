@@ -72,6 +72,8 @@ class Settings:
     reportread_critical_table: str = ""
     #: Report reading: seconds between checks for overdue critical values in a running node (0: off).
     reportread_escalation_seconds: int = 30
+    #: Recognition: TCP port of the HL7 v2 MLLP listener (ORU^R01, OUL^R22); 0: no listener.
+    mllp_port: int = 0
     #: Web layer: root secret for signed cookies and workstation-launch keys (empty: a random one kept in
     #: the database, shared by every worker and node on it).
     web_secret: str = ""

@@ -45,6 +45,7 @@ from hutong.core.errors import FhirError, Issue, operation_outcome
 from hutong.epidemic.capability import CAPABILITY as EPIDEMIC
 from hutong.federation.capability import CAPABILITY as FEDERATION
 from hutong.mpi.capability import CAPABILITY as MPI
+from hutong.recognition.capability import CAPABILITY as RECOGNITION
 from hutong.registry.capability import CAPABILITY as REGISTRY
 from hutong.reportread.capability import CAPABILITY as REPORTREAD
 from hutong.search.capability import CAPABILITY as SEARCH
@@ -59,8 +60,22 @@ log = logging.getLogger("hutong.api")
 
 #: The capabilities of a node, in order: each one's routes, operations, consumers, pages, commands
 #: and start-up work come from its entry here and nowhere else.
-CAPABILITIES: list[Capability] = [SEARCH, BULK, MPI, CARD, STATS, SIM, TRIAGE, REPORTREAD, SHARE, WEB, FEDERATION,
-                                 REGISTRY, EPIDEMIC]
+CAPABILITIES: list[Capability] = [
+    SEARCH,
+    BULK,
+    MPI,
+    CARD,
+    STATS,
+    SIM,
+    TRIAGE,
+    REPORTREAD,
+    SHARE,
+    WEB,
+    FEDERATION,
+    REGISTRY,
+    EPIDEMIC,
+    RECOGNITION,
+]
 
 _STATIC = Path(__file__).resolve().parent / "static"
 _ASSETS = {
