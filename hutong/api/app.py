@@ -44,6 +44,7 @@ from hutong.config import Settings, load_settings
 from hutong.core.errors import FhirError, Issue, operation_outcome
 from hutong.federation.capability import CAPABILITY as FEDERATION
 from hutong.mpi.capability import CAPABILITY as MPI
+from hutong.quality.capability import CAPABILITY as QUALITY
 from hutong.reportread.capability import CAPABILITY as REPORTREAD
 from hutong.search.capability import CAPABILITY as SEARCH
 from hutong.share.capability import CAPABILITY as SHARE
@@ -57,7 +58,7 @@ log = logging.getLogger("hutong.api")
 
 #: The capabilities of a node, in order: each one's routes, operations, consumers, pages, commands
 #: and start-up work come from its entry here and nowhere else.
-CAPABILITIES: list[Capability] = [SEARCH, BULK, MPI, CARD, STATS, SIM, TRIAGE, REPORTREAD, SHARE, WEB, FEDERATION]
+CAPABILITIES: list[Capability] = [SEARCH, BULK, MPI, CARD, STATS, SIM, TRIAGE, REPORTREAD, SHARE, WEB, FEDERATION, QUALITY]
 
 _STATIC = Path(__file__).resolve().parent / "static"
 _ASSETS = {
