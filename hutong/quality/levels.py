@@ -39,7 +39,8 @@ class Requirement:
 @dataclass(frozen=True)
 class Level:
     code: str
-    name: str  # message id
+    zh: str  # 三级, 四级甲等 … (named here, not in the catalog: "三级" there is a hospital tier)
+    en: str
     requirements: tuple[Requirement, ...]
 
 
@@ -49,47 +50,47 @@ def _r(indicator, op, threshold, text, percent=False) -> Requirement:
 
 #: The rules, lowest level first (cumulative).
 LEVELS: tuple[Level, ...] = (
-    Level("1", N_("一级"), (
+    Level("1", "一级", "Level 1", (
         _r("volume", ">=", 1, N_("评估期内向平台上传过数据")),
     )),
-    Level("2", N_("二级"), (
+    Level("2", "二级", "Level 2", (
         _r("sends:Patient", ">=", 1, N_("上传患者信息（居民注册）")),
         _r("sends:Encounter", ">=", 1, N_("上传就诊记录")),
         _r("rate:patient-resident-id", ">=", 0.80, N_("有效身份证号的患者占比不低于%(t)s"), True),
     )),
-    Level("3", N_("三级"), (
+    Level("3", "三级", "Level 3", (
         _r("sends:Observation", ">=", 1, N_("上传检验结果")),
         _r("rate:lab-unit", ">=", 0.90, N_("检验结果带单位的占比不低于%(t)s"), True),
         _r("rate:lab-loinc", ">=", 0.80, N_("检验项目使用LOINC编码的占比不低于%(t)s"), True),
         _r("rate:visit-dx", ">=", 0.80, N_("门诊就诊有诊断编码的占比不低于%(t)s"), True),
         _r("gap_days", "<=", 2, N_("评估期内数据中断不超过%(t)s天")),
     )),
-    Level("4B", N_("四级乙等"), (
+    Level("4B", "四级乙等", "Level 4B", (
         _r("sends:DocumentReference", ">=", 1, N_("发布共享文档（WS/T 483/500）")),
         _r("doc_header_valid", ">=", 0.90, N_("共享文档头合格率不低于%(t)s"), True),
         _r("conformance", ">=", 0.95, N_("编码与标识一致性合格率不低于%(t)s"), True),
         _r("rate:lab-range", ">=", 0.90, N_("检验结果带参考范围的占比不低于%(t)s"), True),
         _r("within_1d", ">=", 0.80, N_("临床事件后24小时内上传的占比不低于%(t)s"), True),
     )),
-    Level("4A", N_("四级甲等"), (
+    Level("4A", "四级甲等", "Level 4A", (
         _r("completeness", ">=", 0.95, N_("必填数据完整率不低于%(t)s"), True),
         _r("unresolved_refs", "<=", 0, N_("没有无法解析的引用")),
         _r("interfaces", ">=", 2, N_("至少使用%(t)s种接口（FHIR、HL7 v2、文档、健康卡）")),
         _r("gap_days", "<=", 1, N_("评估期内数据中断不超过%(t)s天")),
     )),
-    Level("5B", N_("五级乙等"), (
+    Level("5B", "五级乙等", "Level 5B", (
         _r("conformance", ">=", 0.98, N_("编码与标识一致性合格率不低于%(t)s"), True),
         _r("within_1d", ">=", 0.95, N_("临床事件后24小时内上传的占比不低于%(t)s"), True),
         _r("card_scans", ">=", 1, N_("使用电子健康卡扫码就医")),
         _r("gap_days", "<=", 0, N_("评估期内没有数据中断")),
     )),
-    Level("5A", N_("五级甲等"), (
+    Level("5A", "五级甲等", "Level 5A", (
         _r("conformance", ">=", 0.995, N_("编码与标识一致性合格率不低于%(t)s"), True),
         _r("completeness", ">=", 0.99, N_("必填数据完整率不低于%(t)s"), True),
         _r("within_1h", ">=", 0.80, N_("临床事件后1小时内上传的占比不低于%(t)s"), True),
     )),
 )
-NONE = N_("未达一级")
+NONE = ("未达一级", "Below level 1")
 LEVEL_CODES = tuple(lv.code for lv in LEVELS)
 
 

@@ -23,6 +23,7 @@ from typing import Literal
 
 from hutong.china.ids import is_valid_resident_id, is_valid_uscc
 from hutong.quality import codes
+from hutong.web.i18n import N_
 
 RESIDENT_ID_SYSTEMS = frozenset({"urn:oid:2.16.156.10011.1.3"})
 USCC_SYSTEMS = frozenset({"https://hutong.example/fhir/sid/uscc", "urn:oid:2.16.156.10011.1.19"})
@@ -41,7 +42,7 @@ class Rule:
     res_type: str
     element: str
     group: Group
-    zh: str
+    zh: str  # message id (shown through the page's language)
     en: str
 
 
@@ -54,37 +55,37 @@ class Outcome:
 
 RULES: tuple[Rule, ...] = (
     Rule("lab-loinc", "Observation", "Observation.code.coding", "conformance",
-         "检验项目未使用LOINC编码", "lab result without a LOINC code"),
+         N_("检验项目未使用LOINC编码"), "lab result without a LOINC code"),
     Rule("loinc-format", "Observation", "Observation.code.coding.code", "conformance",
-         "LOINC编码格式或校验位错误", "LOINC code malformed or with a wrong check digit"),
+         N_("LOINC编码格式或校验位错误"), "LOINC code malformed or with a wrong check digit"),
     Rule("lab-unit", "Observation", "Observation.valueQuantity.unit", "completeness",
-         "检验结果缺少单位", "lab result without a unit"),
+         N_("检验结果缺少单位"), "lab result without a unit"),
     Rule("lab-range", "Observation", "Observation.referenceRange", "completeness",
-         "检验结果缺少参考范围", "lab result without a reference range"),
+         N_("检验结果缺少参考范围"), "lab result without a reference range"),
     Rule("dx-icd10", "Condition", "Condition.code.coding", "conformance",
-         "诊断未使用ICD-10编码", "diagnosis without an ICD-10 code"),
+         N_("诊断未使用ICD-10编码"), "diagnosis without an ICD-10 code"),
     Rule("icd10-format", "Condition", "Condition.code.coding.code", "conformance",
-         "ICD-10编码格式错误", "ICD-10 code malformed"),
+         N_("ICD-10编码格式错误"), "ICD-10 code malformed"),
     Rule("visit-dx", "Encounter", "Encounter.reasonCode / Encounter.diagnosis", "completeness",
-         "门诊就诊缺少诊断编码", "outpatient visit without a coded diagnosis"),
+         N_("门诊就诊缺少诊断编码"), "outpatient visit without a coded diagnosis"),
     Rule("visit-icd10-format", "Encounter", "Encounter.reasonCode.coding.code", "conformance",
-         "就诊原因ICD-10编码格式错误", "visit reason ICD-10 code malformed"),
+         N_("就诊原因ICD-10编码格式错误"), "visit reason ICD-10 code malformed"),
     Rule("patient-resident-id", "Patient", "Patient.identifier", "completeness",
-         "患者缺少有效身份证号", "patient without a valid resident ID"),
+         N_("患者缺少有效身份证号"), "patient without a valid resident ID"),
     Rule("resident-id-check", "Patient", "Patient.identifier.value", "conformance",
-         "身份证号校验位或格式错误", "resident ID with a wrong check character or format"),
+         N_("身份证号校验位或格式错误"), "resident ID with a wrong check character or format"),
     Rule("ethnicity-code", "Patient", "Patient.extension(ethnicity)", "conformance",
-         "民族代码不在GB/T 3304中", "ethnic group code outside GB/T 3304"),
+         N_("民族代码不在GB/T 3304中"), "ethnic group code outside GB/T 3304"),
     Rule("division-code", "Patient", "Patient.address.extension(division-code)", "conformance",
-         "行政区划代码不在GB/T 2260中", "division code outside GB/T 2260"),
+         N_("行政区划代码不在GB/T 2260中"), "division code outside GB/T 2260"),
     Rule("org-uscc", "Organization", "Organization.identifier", "completeness",
-         "机构缺少统一社会信用代码", "institution without a unified social credit code"),
+         N_("机构缺少统一社会信用代码"), "institution without a unified social credit code"),
     Rule("uscc-check", "Organization", "Organization.identifier.value", "conformance",
-         "统一社会信用代码校验位或格式错误", "unified social credit code with a wrong check character"),
+         N_("统一社会信用代码校验位或格式错误"), "unified social credit code with a wrong check character"),
     Rule("report-result", "DiagnosticReport", "DiagnosticReport.result", "completeness",
-         "检验报告未关联结果", "report without results"),
+         N_("检验报告未关联结果"), "report without results"),
     Rule("doc-type", "DocumentReference", "DocumentReference.type", "completeness",
-         "共享文档缺少文档类型", "shared document without a document type"),
+         N_("共享文档缺少文档类型"), "shared document without a document type"),
 )
 RULE_BY_ID = {r.id: r for r in RULES}
 TYPES = frozenset(r.res_type for r in RULES)
