@@ -85,7 +85,13 @@ class RequestLimits:
         self.limit = limit
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] != "http" or scope["method"] in _BODYLESS:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        if _has_nul(scope):
+            # Never valid in a URL; PostgreSQL text cannot hold it, so refuse it alike on every backend.
+            refusal = FhirError(400, "invalid", "the URL contains a NUL character (%00)")
+            return await outcome_response(refusal)(scope, receive, send)
+        if scope["method"] in _BODYLESS:
             return await self.app(scope, receive, send)
         for name, value in scope.get("headers", []):
             if name == b"content-length":
@@ -122,6 +128,11 @@ class RequestLimits:
     async def _refuse(self, scope, receive, send):
         exc = FhirError(413, "too-costly", f"request body exceeds {self.limit} bytes")
         await outcome_response(exc)(scope, receive, send)
+
+
+def _has_nul(scope) -> bool:
+    query = scope.get("query_string", b"")
+    return "\x00" in scope.get("path", "") or b"%00" in query or b"\x00" in query
 
 
 def _charset_refusal(content_type: str) -> FhirError | None:

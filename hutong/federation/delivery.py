@@ -29,6 +29,7 @@ import httpx
 import orjson
 from sqlalchemy import and_, or_, select, update
 
+from hutong.api.logs import log_background_failure
 from hutong.config import Settings
 from hutong.core.clock import instant, now_us
 from hutong.federation.envelope import token
@@ -110,8 +111,8 @@ class Delivery:
             while not stop.is_set():
                 try:
                     n = await self.step(client)
-                except Exception:  # noqa: BLE001 - a database hiccup: next round
-                    log.exception("subscription delivery round failed")
+                except Exception as exc:  # noqa: BLE001 - a database hiccup: next round
+                    log_background_failure(log, "subscription delivery round failed", exc)
                     n = 0
                 if n == 0:
                     try:
