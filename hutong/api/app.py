@@ -45,6 +45,7 @@ from hutong.core.errors import FhirError, Issue, operation_outcome
 from hutong.epidemic.capability import CAPABILITY as EPIDEMIC
 from hutong.federation.capability import CAPABILITY as FEDERATION
 from hutong.mpi.capability import CAPABILITY as MPI
+from hutong.quality.capability import CAPABILITY as QUALITY
 from hutong.recognition.capability import CAPABILITY as RECOGNITION
 from hutong.registry.capability import CAPABILITY as REGISTRY
 from hutong.reportread.capability import CAPABILITY as REPORTREAD
@@ -75,6 +76,7 @@ CAPABILITIES: list[Capability] = [
     REGISTRY,
     EPIDEMIC,
     RECOGNITION,
+    QUALITY,
 ]
 
 _STATIC = Path(__file__).resolve().parent / "static"
