@@ -20,7 +20,7 @@ from hutong.mpi import names
 #: Input fields understood by the matcher (batch CSV mapping, FHIR Patient extraction).
 FIELDS = (
     "record_id", "name", "family", "given", "gender", "birth_date", "id_number", "identifier",
-    "phone", "address", "address_code", "postcode", "city", "state",
+    "phone", "address", "address_code", "postcode", "city", "state", "source",
 )
 
 #: Feature columns produced by :func:`normalize_record`.
@@ -28,6 +28,7 @@ FEATURES = (
     "cjk", "name", "family", "given", "name_py", "name_fpy", "name_shape", "family_py", "given_py",
     "family_sx", "given_sx", "birth", "birth_sw", "birth_year", "sex", "id", "id_valid", "id_checkable",
     "phone", "address", "address_code", "postcode", "city", "state", "identifier", "placeholder", "guardian_id",
+    "source",
 )
 
 #: Features whose values are term-frequency counted (batch: over the file; online: over the whole index).
@@ -235,6 +236,8 @@ def normalize_record(raw: dict) -> dict:
     f["city"] = _city_cached(_get(raw, "city"))
     f["state"] = _state_cached(_get(raw, "state"))
     f["identifier"] = re.sub(r"\s+", "", _get(raw, "identifier")).upper()
+    # the institution that registered the record: twins' placeholder records come from one birth hospital
+    f["source"] = _get(raw, "source")
     return f
 
 

@@ -344,9 +344,9 @@ class Model:
           agreeing resident ID: spouses, siblings, a newborn's placeholder record (王丽之子) and its family;
         - Chinese names: birth dates a generation apart (15+ years, not a one-digit typo) with names that are
           not the same: parent and child, whatever ID they share (a child under a parent's ID);
-        - Chinese names: different given names (or two placeholders) with no agreeing ID but a shared phone,
-          address or guardian ID stay below the link threshold (:attr:`Thresholds.twin_cap`): twins share
-          everything else; two *different* placeholders (王丽之子一 / 王丽之子二) are two babies.
+        - Chinese names: different given names with no agreeing ID but a shared phone, address or guardian ID
+          stay below the link threshold (:attr:`Thresholds.twin_cap`): twins share everything else; two
+          placeholders numbered apart (王丽之子一 / 王丽之子二) or registered by one institution are two babies.
         """
         th = self.thresholds
         col = {n: gamma[:, k] for k, n in enumerate(self.comparisons)}
@@ -382,12 +382,18 @@ class Model:
             for name, good in (("phone", (0, 1)), ("address", (0, 1)), ("guardian_id", (0,))):
                 if name in col:
                     shared |= np.isin(col[name], good)
-            twin_like = ((nl >= 4) | both_ph) & ~id_ok & shared
+            twin_like = (nl >= 4) & ~id_ok & shared
             p = np.where(twin_like, np.minimum(p, th.twin_cap), p)
             if both_ph.any():
+                # two placeholders are two babies when numbered apart (王丽之子一 / 二), or when one institution
+                # registered both (a birth hospital opens one record per newborn: twins); from two
+                # institutions they are usually one baby seen twice in its first weeks
                 order = [_birth_order(v) for v in ph]
+                src = t.col("source")
                 differ = np.fromiter((bool(order[a]) and bool(order[b]) and order[a] != order[b]
+                                      or bool(src[a]) and src[a] == src[b]
                                       for a, b in zip(i.tolist(), j.tolist(), strict=True)), dtype=bool, count=len(i))
+                differ &= both_ph
                 p = np.where(differ & ~id_ok, np.minimum(p, th.id_conflict_cap), p)
         return p
 
