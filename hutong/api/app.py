@@ -41,6 +41,7 @@ from hutong.bulk.capability import CAPABILITY as BULK
 from hutong.capability import Capability
 from hutong.card.capability import CAPABILITY as CARD
 from hutong.config import Settings, load_settings
+from hutong.consult.capability import CAPABILITY as CONSULT
 from hutong.core.errors import FhirError, Issue, operation_outcome
 from hutong.federation.capability import CAPABILITY as FEDERATION
 from hutong.mpi.capability import CAPABILITY as MPI
@@ -57,7 +58,7 @@ log = logging.getLogger("hutong.api")
 
 #: The capabilities of a node, in order: each one's routes, operations, consumers, pages, commands
 #: and start-up work come from its entry here and nowhere else.
-CAPABILITIES: list[Capability] = [SEARCH, BULK, MPI, CARD, STATS, SIM, TRIAGE, REPORTREAD, SHARE, WEB, FEDERATION]
+CAPABILITIES: list[Capability] = [SEARCH, BULK, MPI, CARD, STATS, SIM, TRIAGE, REPORTREAD, SHARE, WEB, FEDERATION, CONSULT]
 
 _STATIC = Path(__file__).resolve().parent / "static"
 _ASSETS = {
