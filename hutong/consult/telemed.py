@@ -174,7 +174,11 @@ def report_teleconsult(env, item: str, *, by: str, conclusion: str, findings: st
 
     def body(tx):
         row = _tele(tx, item)
-        if by != row.owner:
+        if row.owner is None and row.status == "requested":
+            # A reading (imaging, ECG) needs no session: a doctor of the consulting side reports directly.
+            if directory.doctor(tx, by).org != row.target_org:
+                raise FhirError(403, "forbidden", "只有受邀机构的医生可以出具报告 (only the consulting side reports)")
+        elif by != row.owner:
             raise FhirError(403, "forbidden", "只有会诊医生可以出具报告 (only the consultant reports)")
         label = vocab.TELE_KINDS[row.subkind][0]
         if row.subkind in ("imaging", "ecg"):
@@ -202,7 +206,7 @@ def report_teleconsult(env, item: str, *, by: str, conclusion: str, findings: st
             task.setdefault("executionPeriod", {})["end"] = instant(at)
 
         row = work.move(tx, row, "reported", actor=by, action="report", at_us=at, note=conclusion.strip()[:200],
-                        edit=edit)
+                        edit=edit, values={"owner": by, "first_response_us": row.first_response_us or at})
         sr = tx.read_current("ServiceRequest", row.request.split("/", 1)[1]).resource
         sr["status"] = "completed"
         tx.update("ServiceRequest", sr["id"], sr)
@@ -253,3 +257,10 @@ def shared_record(env, item: str, viewer: str, ref: str, at_us: int | None = Non
         return found.resource
 
     return work.run(env, body)
+
+
+def telemed_steps(store, item: str) -> list[dict]:
+    """The timeline of a request (who scheduled, read, started and reported, and when)."""
+    with store.read() as tx:
+        _tele(tx, item)
+        return work.steps(tx, item)

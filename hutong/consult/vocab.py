@@ -76,8 +76,8 @@ TRANSITIONS: dict[str, dict[str, frozenset[str]]] = {
         "returned": frozenset(), "redirected": frozenset(), "cancelled": frozenset(),
     },
     "teleconsult": {
-        "requested": frozenset({"scheduled", "declined", "cancelled"}),
-        "scheduled": frozenset({"in-session", "scheduled", "cancelled"}),
+        "requested": frozenset({"scheduled", "reported", "declined", "cancelled"}),  # readings need no session
+        "scheduled": frozenset({"in-session", "scheduled", "reported", "cancelled"}),
         "in-session": frozenset({"reported"}),
         "reported": frozenset(), "declined": frozenset(), "cancelled": frozenset(),
     },
