@@ -41,6 +41,7 @@ from hutong.bulk.capability import CAPABILITY as BULK
 from hutong.capability import Capability
 from hutong.card.capability import CAPABILITY as CARD
 from hutong.config import Settings, load_settings
+from hutong.consult.capability import CAPABILITY as CONSULT
 from hutong.core.errors import FhirError, Issue, operation_outcome
 from hutong.epidemic.capability import CAPABILITY as EPIDEMIC
 from hutong.federation.capability import CAPABILITY as FEDERATION
@@ -77,6 +78,7 @@ CAPABILITIES: list[Capability] = [
     EPIDEMIC,
     RECOGNITION,
     QUALITY,
+    CONSULT,
 ]
 
 _STATIC = Path(__file__).resolve().parent / "static"
