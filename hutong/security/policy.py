@@ -24,19 +24,25 @@ POLICY: dict[str, tuple[str, ...]] = {
         "*.r", "*.s", "*.c", "*.u", "*.d", "bundle",
         "web.console", "web.workstation", "card.*", "mpi.*", "bulk.export", "federation.*",
         "reportread.*", "triage.ask", "stats.*", "security.clients", "security.events",
+        "registry.*", "epidemic.review", "epidemic.dashboard", "recognition.*", "quality.*",
+        "consult.read", "consult.assign", "consult.coordinate", "consult.stats", "consult.admin",
     ),
     "clinician": (       # doctors: read and write clinical data, open the shared record, verify cards
         "*.r", "*.s", "*.c", "*.u", "bundle",
         "web.workstation", "share.record", "card.verify", "card.read", "mpi.read",
         "reportread.interpret", "reportread.critical.read", "reportread.critical.ack", "triage.ask",
-        "security.break_glass",
+        "security.break_glass", "registry.read", "registry.clinic.status", "epidemic.report",
+        "recognition.hook", "recognition.feedback", "recognition.results",
+        "consult.read", "consult.message", "consult.answer", "consult.prescribe", "consult.prescription.review",
+        "consult.refer", "consult.telemed", "consult.schedule",
     ),
     "resident": (        # residents: their own record (compartment), card, services
         "*.r", "*.s", "web.portal", "card.qr", "card.read", "card.status", "triage.ask", "reportread.interpret",
-        "security.my_access",
+        "security.my_access", "registry.read", "consult.ask", "consult.read", "consult.message",
     ),
     "statistician": (    # statistics offices: aggregates and counts, no personal record
-        "web.console", "card.stats", "stats.*", "reportread.critical.read",
+        "web.console", "card.stats", "stats.*", "reportread.critical.read", "registry.read",
+        "epidemic.dashboard", "quality.read", "quality.export", "consult.stats", "recognition.stats.read",
     ),
     "auditor": (         # auditors: the audit trail, break-the-glass review, security events
         "web.console", "audit.*", "security.events",
