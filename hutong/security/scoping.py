@@ -1,8 +1,10 @@
 """Data-level rules for FHIR calls, applied before the call runs (the query itself is narrowed, so
 ``total``, paging and ``_include`` see only what the caller may see):
 
-- **Writes**: ``meta.source`` is set by the server from the caller (never trusted from the body);
-  an institution may update or delete only what it is the source of.
+- **Writes**: an institution's ``meta.source`` (``urn:hutong:org:<id>``) is set by the server from
+  the caller, never trusted from the body; an institution may update or delete only what it is the
+  source of. Platform-level callers without an institution (the province's own systems, operators)
+  may relay data for institutions and keep the body's ``meta.source``.
 - **Residents** are confined to their own compartment (and their dependants'): a search gets the
   compartment's criterion added (``patient=`` / ``_id=``), a read by id is checked, anything else
   (system-wide search, history across resources, other operations) is refused.
@@ -17,8 +19,9 @@ from __future__ import annotations
 from hutong.core.caller import Caller
 from hutong.core.errors import FhirError
 
-SOURCE_PREFIX = "urn:hutong:institution:"
-CLIENT_PREFIX = "urn:hutong:client:"
+#: ``meta.source`` of an institution's data (the platform's convention; a ``#fragment`` may name the
+#: sending system, e.g. ``urn:hutong:org:h1#hl7v2``).
+SOURCE_PREFIX = "urn:hutong:org:"
 BREAK_GLASS_HEADER = "x-hutong-break-glass"
 #: Types that hold no one's personal data: anyone allowed to search may search them unfiltered.
 DIRECTORY_TYPES = frozenset({
@@ -31,11 +34,11 @@ _RESIDENT_NAMES = frozenset({"read", "vread", "search-type", "history-instance"}
 _PATIENT_PARAMS = ("patient", "subject", "beneficiary")
 
 
-def source_of(caller: Caller) -> str:
-    """The ``meta.source`` the server writes for ``caller``."""
-    if caller.institution:
-        return SOURCE_PREFIX + caller.institution
-    return CLIENT_PREFIX + caller.client_id
+def source_institution(source: str) -> str | None:
+    """The institution a ``meta.source`` names (None: none)."""
+    if source.startswith(SOURCE_PREFIX):
+        return source[len(SOURCE_PREFIX):].split("#", 1)[0] or None
+    return None
 
 
 def _is_person(caller: Caller, role: str) -> bool:
@@ -62,15 +65,20 @@ def narrow(caller: Caller, permission: str, call) -> None:
 # ---------------------------------------------------------------------------------------------- writes
 def _write(caller: Caller, call) -> None:
     body = call.req.body
-    if isinstance(body, dict) and call.interaction.name in ("create", "update"):
+    if caller.institution and isinstance(body, dict) and call.interaction.name in ("create", "update"):
+        # An institution's writes are its own: the body's meta.source is kept only when it names the
+        # caller's institution (with a #fragment naming the sending system), else replaced.
         meta = body.get("meta") if isinstance(body.get("meta"), dict) else {}
-        body["meta"] = {**meta, "source": source_of(caller)}
+        given = meta.get("source") if isinstance(meta.get("source"), str) else ""
+        if source_institution(given) != caller.institution:
+            given = SOURCE_PREFIX + caller.institution
+        body["meta"] = {**meta, "source": given}
     if call.interaction.name in ("update", "patch", "delete") and caller.institution and call.res_id:
         current = _current(call)
         if current is None:
             return
-        owner = (current.get("meta") or {}).get("source") or ""
-        if owner.startswith(SOURCE_PREFIX) and owner != SOURCE_PREFIX + caller.institution:
+        owner = source_institution((current.get("meta") or {}).get("source") or "")
+        if owner is not None and owner != caller.institution:
             raise FhirError(403, "forbidden", "an institution may change only the data it is the source of "
                             f"({call.res_type}/{call.res_id} comes from another institution)")
 
@@ -178,8 +186,8 @@ def _clinician(caller: Caller, call) -> None:
             current = _current(call)
             if current is None:
                 return
-            owner = (current.get("meta") or {}).get("source") or ""
-            if caller.institution and owner == SOURCE_PREFIX + caller.institution:
+            owner = source_institution((current.get("meta") or {}).get("source") or "")
+            if caller.institution and owner == caller.institution:
                 return  # the doctor's own institution's record
             from hutong.security.audit import patients_of
 

@@ -192,7 +192,8 @@ def test_referral_and_teleconsultation_over_http(server, server_store):
 
 
 def _start_second_worker(settings, port: int) -> subprocess.Popen:
-    env = dict(os.environ, PYTHONPATH=os.environ.get("PYTHONPATH", ""), HUTONG_WORKERS="false")
+    env = dict(os.environ, PYTHONPATH=os.environ.get("PYTHONPATH", ""), HUTONG_WORKERS="false",
+               HUTONG_SECURITY_GATEWAY_KEY=settings.security_gateway_key)
     cmd = [sys.executable, "-c", "from hutong.cli import app; app()", "serve", "--data-dir", str(settings.data_dir),
            "--port", str(port), "--nats", settings.nats_url]
     if settings.database_url:
@@ -226,6 +227,9 @@ def test_sender_and_receiver_on_different_workers(store, tmp_path, backend):
     try:
         with LiveServer(create_app(settings, store=store)) as live, httpx.Client(timeout=30) as http:
             second = f"http://127.0.0.1:{port}"
+            from tests.conftest import register_credentials
+
+            register_credentials(second, store)  # the second process checks the same node's tokens
             deadline = time.time() + 60
             while True:
                 try:

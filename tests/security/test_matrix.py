@@ -118,9 +118,12 @@ def test_institution_cannot_write_another_institutions_data(world):
         r = c.put("/Observation/o1", json={**_obs("p1"), "id": "o1", "status": "amended"}, headers=world["his1"])
         assert r.status_code == 200
         # meta.source comes from the caller, never from the body
-        forged = {**_obs("p2"), "meta": {"source": "urn:hutong:institution:h2"}}
+        forged = {**_obs("p2"), "meta": {"source": "urn:hutong:org:h2"}}
         r = c.post("/Observation", json=forged, headers=world["his1"])
-        assert r.status_code == 201 and r.json()["meta"]["source"] == "urn:hutong:institution:h1"
+        assert r.status_code == 201 and r.json()["meta"]["source"] == "urn:hutong:org:h1"
+        own = c.post("/Observation", json={**_obs("p2"), "meta": {"source": "urn:hutong:org:h1#lis"}},
+                     headers=world["his1"])
+        assert own.json()["meta"]["source"] == "urn:hutong:org:h1#lis"  # its own sending system is kept
         assert c.delete(f"/Observation/{r.json()['id']}", headers=world["his2"]).status_code == 403
         # inside a transaction Bundle, each entry is checked the same way
         bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [
