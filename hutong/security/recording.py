@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from hutong.core.errors import FhirError
+from hutong.security.masking import mask_body, masks
 
 #: Interactions that never touch a person's data.
 _SKIP = frozenset({"capabilities"})
@@ -28,6 +29,10 @@ def audited(item, node):
             raise
         if call.caller.auth != "internal":
             security_of(node).audit.record_call(call, result)
+            if result.body is not None and result.file is None and masks(call.caller):
+                masked = mask_body(result.body)
+                if masked is not None:
+                    result.body = masked
         return result
 
     run.__name__ = getattr(handler, "__name__", "handler")

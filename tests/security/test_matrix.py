@@ -166,3 +166,24 @@ def test_doctor_needs_care_relationship_or_breaks_the_glass(world):
     assert flagged and all(e["purposeOfEvent"][0]["coding"][0]["code"] == "ETREAT" for e in flagged)
     assert any(e.get("purposeOfEvent", [{}, {}])[1].get("text") == "患者昏迷急诊抢救" for e in flagged)
     assert audit.verify(store).ok
+
+
+def test_personal_data_masked_by_role(world):
+    store = world["store"]
+    store.update("Patient", "p3", {"resourceType": "Patient", "id": "p3", "name": [{"family": "王", "given": ["小明"]}],
+                                   "identifier": [{"system": "urn:oid:2.16.156.10011.1.3",
+                                                   "value": "220112198001013126"}],
+                                   "telecom": [{"system": "phone", "value": "13812345678"}]})
+    with httpx.Client(base_url=world["base"]) as c:
+        masked = c.get("/Patient/p3", headers=OPERATOR).json()
+        assert masked["identifier"][0]["value"] == "220112********3126"
+        assert masked["telecom"][0]["value"] == "138****5678"
+        assert masked["name"][0]["family"] == "王**" and "given" not in masked["name"][0]
+        assert {"system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue", "code": "MASKED"} in \
+            masked["meta"]["security"]
+        listed = c.get("/Patient?_id=p3", headers=OPERATOR).json()["entry"][0]["resource"]
+        assert listed["telecom"][0]["value"] == "138****5678"
+        clear = c.get("/Patient/p3", headers=world["reader"]).json()  # an institution system: in clear
+        assert clear["identifier"][0]["value"] == "220112198001013126"
+    with store.read() as tx:  # stored in clear
+        assert tx.read("Patient", "p3").resource["telecom"][0]["value"] == "13812345678"
