@@ -167,6 +167,11 @@ def register_credentials(base_url: str, store) -> str:
     return token
 
 
+def token_for(base_url: str) -> str:
+    """The bearer token requests to a registered test server carry (for tools run as subprocesses)."""
+    return _CREDENTIALS[base_url.rstrip("/")][0]
+
+
 def register_gateway(base_url: str, key: str) -> None:
     """Make httpx requests to ``base_url`` (a node started elsewhere, e.g. a local cluster's process)
     carry a trusted-gateway key: the caller is ``system`` unless the request sets ``X-Hutong-Role``."""
