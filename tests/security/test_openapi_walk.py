@@ -8,7 +8,6 @@ import re
 import httpx
 
 
-
 def public_paths(store) -> set[str]:
     """Paths whose routes declare ``permit(PUBLIC)`` (FastAPI) or ``permission="public"`` (FHIR)."""
     from hutong.api.app import create_app
