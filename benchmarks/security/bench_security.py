@@ -7,6 +7,8 @@ after the other on the same database:
 
 - **previous**: the last commit before the security capability (``64b970c``, extracted with ``git
   archive`` into a temporary folder), serving open (no credentials, no audit);
+- **open**: this tree with security bypassed (``benchmarks/security/open_app.py``: no token check, no
+  policy, no audit) — the like-for-like baseline, since main moved on since ``64b970c``;
 - **secure**: this tree: every request carries a Bearer access token (ES256, verified and cached),
   the policy is checked, and every read/search is audited (queued, appended to the hash chain in
   batches by a background thread).
@@ -64,10 +66,10 @@ def seed(settings, n: int) -> None:
         store.close()
 
 
-def serve(pythonpath: str, settings, port: int, log) -> subprocess.Popen:
+def serve(pythonpath: str, settings, port: int, log, module: str = "hutong.api.asgi:app") -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": pythonpath, "HUTONG_DATA_DIR": str(settings.data_dir),
            "HUTONG_DATABASE_URL": "", "HUTONG_WORKERS": "0", "HUTONG_NATS_URL": ""}
-    proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "hutong.api.asgi:app", "--port", str(port),
+    proc = subprocess.Popen([sys.executable, "-m", "uvicorn", module, "--port", str(port),
                              "--log-level", "warning", "--no-access-log"], cwd=pythonpath, env=env,
                             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     deadline = time.time() + 120
@@ -95,11 +97,11 @@ def load(base: str, paths: list[str], seconds: float, connections: int, header: 
 
 
 def run_server_side(label: str, pythonpath: str, settings, n: int, seconds: float, connections: int,
-                    token: str | None) -> dict:
+                    token: str | None, module: str = "hutong.api.asgi:app") -> dict:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     log = open(Path(settings.data_dir) / f"server-{label}.log", "wb")
-    proc = serve(pythonpath, settings, port, log)
+    proc = serve(pythonpath, settings, port, log, module)
     header = f"Authorization: Bearer {token}" if token else None
     reads = [f"/fhir/Patient/p{random.randrange(n)}" for _ in range(5000)]
     searches = [f"/fhir/Observation?patient=p{random.randrange(n)}" for _ in range(2000)]
@@ -189,6 +191,7 @@ def main() -> None:
     ap.add_argument("--connections", type=int, default=16)
     ap.add_argument("--chain", type=int, default=200_000)
     ap.add_argument("--workdir", default="")
+    ap.add_argument("--rounds", type=int, default=3)
     args = ap.parse_args()
     from hutong.config import load_settings
 
@@ -211,17 +214,28 @@ def main() -> None:
                "patients": args.patients, "seconds": args.seconds, "connections": args.connections}
     results["previous"] = run_server_side("previous", str(prev), settings, args.patients, args.seconds,
                                           args.connections, None)
-    results["secure"] = run_server_side("secure", str(REPO), settings, args.patients, args.seconds,
-                                        args.connections, token)
+    # open and secure alternate for --rounds rounds (the machine's load moves; medians are reported)
+    rounds: dict[str, list] = {"open": [], "secure": []}
+    for _ in range(args.rounds):
+        rounds["open"].append(run_server_side("open", str(REPO), settings, args.patients, args.seconds,
+                                              args.connections, None, "benchmarks.security.open_app:app"))
+        rounds["secure"].append(run_server_side("secure", str(REPO), settings, args.patients, args.seconds,
+                                                args.connections, token))
+    results["rounds"] = rounds
+    for label, runs in rounds.items():
+        results[label] = {kind: sorted((r[kind] for r in runs), key=lambda x: x["rps"])[len(runs) // 2]
+                          for kind in ("read", "search")}
     results["tokens"] = token_issuance(settings, min(args.seconds, 10))
     results["audit"] = verification(settings, args.chain)
     results["uptime_after"] = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
     (OUT / "results.json").write_text(json.dumps(results, indent=2))
     for kind in ("read", "search"):
-        p, s = results["previous"][kind], results["secure"][kind]
-        print(f"{kind:7s} previous {p['rps']:8.1f} rps p50 {p['p50_ms']} ms p99 {p['p99_ms']} ms {p['statuses']} | "
-              f"secure {s['rps']:8.1f} rps p50 {s['p50_ms']} ms p99 {s['p99_ms']} ms {s['statuses']} | "
-              f"cost {100 * (1 - s['rps'] / p['rps']):.1f}%")
+        for label in ("previous", "open", "secure"):
+            r = results[label][kind]
+            print(f"{kind:7s} {label:9s} {r['rps']:8.1f} rps p50 {r['p50_ms']} ms p99 {r['p99_ms']} ms {r['statuses']}")
+        o, s = results["open"][kind], results["secure"][kind]
+        print(f"{kind:7s} cost of security (secure vs open, same tree, medians): {100 * (1 - s['rps'] / o['rps']):.1f}%"
+              f"  rounds open {[r[kind]['rps'] for r in rounds['open']]} secure {[r[kind]['rps'] for r in rounds['secure']]}")
     print("tokens", results["tokens"])
     print("audit", results["audit"])
     print(results["uptime"], "/", results["uptime_after"])

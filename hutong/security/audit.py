@@ -301,8 +301,10 @@ class AuditTrail:
             if patients:
                 append(call.tx.conn, [entry])
             return
-        if call.res_type == "Patient" and call.res_id and entry.action == "R":
-            entry.patients = [call.res_id]
+        if call.res_type == "Patient" and call.res_id and entry.action == "R" and call.interaction.operation is None:
+            # a Patient read: who it is about is known without parsing the answer
+            entry.patients, entry.what = [call.res_id], [f"Patient/{call.res_id}"]
+            body = None
         self.enqueue(entry, body)
 
     def record(self, entry: Entry) -> None:
