@@ -305,6 +305,12 @@ class AuditTrail:
             # a Patient read: who it is about is known without parsing the answer
             entry.patients, entry.what = [call.res_id], [f"Patient/{call.res_id}"]
             body = None
+        elif entry.action == "E" and call.interaction.operation is None and call.req.query:
+            from hutong.security.scoping import _named_patients
+
+            named = _named_patients(call, call.res_type)
+            if named:  # a search about named patients (BALP PatientQuery): no need to parse the answer
+                entry.patients, body = sorted(named), None
         self.enqueue(entry, body)
 
     def record(self, entry: Entry) -> None:
