@@ -1,13 +1,15 @@
 """Statistics as a capability of the node."""
 
-from hutong.capability import Capability
-from hutong.stats import indicator_routes, indicators, operation, report_routes, tables, view_routes
+from hutong.capability import Capability, NavEntry
+from hutong.stats import indicator_routes, indicators, operation, pages, report_routes, tables, view_routes
 
 CAPABILITY = Capability(
     name="stats",
     summary="统计 statistics: SQL on FHIR views ($viewdefinition-run), direct reporting, live indicators",
     fhir=operation.FHIR_INTERACTIONS,
-    routers=[view_routes.router, report_routes.router, indicator_routes.router],
+    routers=[view_routes.router, report_routes.router, indicator_routes.router, pages.router],
+    nav=[NavEntry("console", "/console/stats", "统计指标", permission="stats.indicator.read", order=60),
+         NavEntry("console", "/console/stats/reports", "统计直报", permission="stats.report.read", order=61)],
     consumers=[indicators.CONSUMER],
     permissions={
         "stats.view.run": "run a SQL on FHIR ViewDefinition over the record ($viewdefinition-run)",
