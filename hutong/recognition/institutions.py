@@ -14,7 +14,7 @@ import orjson
 from sqlalchemy import select
 
 from hutong.recognition import vocab as V
-from hutong.recognition.catalog import type_fingerprint
+from hutong.recognition.catalog import fingerprints
 from hutong.store.schema import resource
 
 
@@ -81,7 +81,8 @@ _CACHE: dict[int, tuple[tuple, Directory]] = {}
 
 def current_directory(tx) -> Directory:
     """The institutions as stored now, rebuilt only when an Organization or affiliation changed."""
-    fp = type_fingerprint(tx.conn, "Organization") + type_fingerprint(tx.conn, "OrganizationAffiliation")
+    f = fingerprints(tx.conn)
+    fp = (f["Organization"], f["OrganizationAffiliation"])
     hit = _CACHE.get(id(tx.store))
     if hit is not None and hit[0] == fp:
         return hit[1]
