@@ -50,6 +50,8 @@ class Settings:
     conditional_delete_max: int = 1000
     #: Bulk Data export jobs and their files are deleted this many hours after the kick-off.
     export_retention_hours: int = 24
+    #: The public epidemic dashboard hides counts from 1 to this minus one (with complementary suppression).
+    epidemic_min_cell: int = 5
     #: A write waits at most this long for the write lock; then 503 with Retry-After.
     db_lock_timeout_s: float = 10.0
     #: A PostgreSQL statement runs at most this long (reads page in chunks far below it).
@@ -107,6 +109,19 @@ class Settings:
     federation_down_types: str = "registry,catalog,terminology,forms"
     #: Subscriptions: how long a failing rest-hook is retried (with backoff) before dead-lettering.
     subscription_retry_hours: int = 48
+    # -- consultations, telemedicine, referrals (hutong/consult, docs/consult.md) ----------------
+    #: Minutes (in working hours) within which an online consultation gets its first response.
+    consult_first_response_minutes: int = 30
+    #: Working hours of the online clinic, Asia/Shanghai (``HH:MM-HH:MM``; ``00:00-24:00``: always).
+    consult_hours: str = "08:00-22:00"
+    #: Hours a referral or telemedicine request may wait for action before it is flagged.
+    consult_referral_action_hours: int = 48
+    #: A follow-up visit needs an in-person visit within this many days.
+    consult_followup_window_days: int = 365
+    #: Seconds between checks for missed response times in a running node (0: off).
+    consult_escalation_seconds: int = 30
+    #: Where notifications go besides the platform's notice list: ``log`` or ``module:attribute``.
+    consult_notifier: str = "log"
     extra: dict = field(default_factory=dict)
 
     @property
