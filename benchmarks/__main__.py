@@ -21,6 +21,7 @@ BENCHMARKS = {
     "triage": ["triage/bench_triage.py"],
     "reportread": ["reportread/bench_interpret.py"],
     "share": ["share/bench_share.py"],
+    "recognition": ["recognition/bench_recognition.py"],
 }
 
 

@@ -74,6 +74,9 @@ class Settings:
     reportread_escalation_seconds: int = 30
     #: Recognition: TCP port of the HL7 v2 MLLP listener (ORU^R01, OUL^R22); 0: no listener.
     mllp_port: int = 0
+    #: Recognition: refuse CDS Hooks calls without a signed JWT from a registered client (a JWT that
+    #: is sent is always checked). Off until the security capability enforces authentication.
+    recognition_cds_require_jwt: bool = False
     #: Web layer: root secret for signed cookies and workstation-launch keys (empty: a random one kept in
     #: the database, shared by every worker and node on it).
     web_secret: str = ""

@@ -25,13 +25,10 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-from sqlalchemy import func, select
-
 from hutong.core.clock import now_us
 from hutong.core.errors import FhirError
 from hutong.recognition import vocab as V
 from hutong.search.values import date_range
-from hutong.store.schema import resource
 
 _DATA = Path(__file__).resolve().parent / "data"
 _DAY_US = 86_400 * 1_000_000
@@ -200,18 +197,24 @@ def build_catalog(resources) -> Catalog:
     return Catalog(tuple(items), {k: tuple(v) for k, v in by_code.items()})
 
 
-def type_fingerprint(conn, res_type: str) -> tuple:
-    """Changes whenever a resource of ``res_type`` is written (one index probe and a count)."""
-    r = resource.c
-    return tuple(conn.execute(select(func.max(r.ts_us), func.count()).where(r.res_type == res_type)).one())
+#: The latest write time of each type recognition caches (one round trip, an index probe each: the
+#: change of a catalog item, institution or consortium membership is seen by the next request).
+FINGERPRINT_TYPES = ("ActivityDefinition", "Organization", "OrganizationAffiliation")
+_FINGERPRINT_SQL = "SELECT " + ", ".join(
+    f"(SELECT max(ts_us) FROM resource WHERE res_type = '{t}')" for t in FINGERPRINT_TYPES)
 
 
-_CACHE: dict[int, tuple[tuple, Catalog]] = {}
+def fingerprints(conn) -> dict[str, int | None]:
+    """``{type: latest ts_us}`` for the types recognition caches (deletes move it too)."""
+    return dict(zip(FINGERPRINT_TYPES, conn.exec_driver_sql(_FINGERPRINT_SQL).one(), strict=True))
+
+
+_CACHE: dict[int, tuple[int | None, Catalog]] = {}
 
 
 def current_catalog(tx) -> Catalog:
     """The catalog as stored now, rebuilt only when an ActivityDefinition changed since last time."""
-    fp = type_fingerprint(tx.conn, "ActivityDefinition")
+    fp = fingerprints(tx.conn)["ActivityDefinition"]
     hit = _CACHE.get(id(tx.store))
     if hit is not None and hit[0] == fp:
         return hit[1]

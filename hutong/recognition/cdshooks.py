@@ -236,7 +236,7 @@ def answer(store, service_id: str, body, caller: Caller, *, at_us: int | None = 
                 continue
             for offer in recognisable_results(tx, pids, codes, institution, at_us=at, conditions=conditions):
                 found.append((offer, draft, _department(tx, draft)))
-        me = current_directory(tx).get(institution) if found else None
+        me = current_directory(tx).get(institution) if found else None  # cached: no query
     level = me.level if me else None
     if not found:
         return {"cards": []}

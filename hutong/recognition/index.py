@@ -17,7 +17,9 @@ from hutong.recognition.tables import recognition_result
 from hutong.search.values import date_range
 
 CONSUMER = "recognition-index"
-TYPES = frozenset({"Observation", "DiagnosticReport", "ImagingStudy"})
+TYPES = frozenset({"Observation", "DiagnosticReport", "ImagingStudy", "Condition"})
+RESULT_TYPES = ("Observation", "DiagnosticReport", "ImagingStudy")
+_ACTIVE = frozenset({"active", "recurrence", "relapse"})
 _FINAL = frozenset({"final", "amended", "corrected", "appended", "available"})
 _CONFIDENTIALITY = "http://terminology.hl7.org/CodeSystem/v3-Confidentiality"
 _HIDDEN = frozenset({"R", "V"})
@@ -94,8 +96,28 @@ def summary(res: dict) -> dict:
     return out
 
 
+def _condition_rows(res: dict, tenant: str) -> list[dict]:
+    # Active conditions are indexed beside the results: validity windows may depend on them, and one
+    # lookup in this table is far cheaper at order time than a Condition search.
+    status = {c.get("code") for c in (res.get("clinicalStatus") or {}).get("coding") or []}
+    verification = {c.get("code") for c in (res.get("verificationStatus") or {}).get("coding") or []}
+    patient = _ref_id(res.get("subject"), "Patient")
+    if not patient or (status and not status & _ACTIVE) or verification & {"refuted", "entered-in-error"}:
+        return []
+    codes = _codes(res)
+    when = next((date_range(v)[0] for v in (res.get("onsetDateTime"), res.get("recordedDate"))
+                 if isinstance(v, str) and date_range(v)), 0)
+    base = {"res_type": "Condition", "res_id": res["id"], "tenant": tenant, "patient": patient,
+            "institution": _institution(res), "effective_us": when, "status": "active", "hidden": False,
+            "summary": "{}"}
+    return [dict(base, code=c) for c in codes]
+
+
 def rows_for(res: dict, tenant: str) -> list[dict]:
-    """The index rows of one result (none when it is not final, has no patient, time or code)."""
+    """The index rows of one result (none when it is not final, has no patient, time or code), or of
+    an active Condition."""
+    if res.get("resourceType") == "Condition":
+        return _condition_rows(res, tenant)
     if res.get("status") not in _FINAL:
         return []
     patient = _ref_id(res.get("subject"), "Patient")

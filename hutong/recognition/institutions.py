@@ -1,9 +1,10 @@
 """Institutions as recognition needs them: level, city platform and medical consortia.
 
-They are read from the store's ``Organization`` resources (what the registry keeps) and
-``OrganizationAffiliation`` memberships of medical consortia (医联体), and rebuilt only when either
-type changed. The level is the ``institution-level`` coding of ``Organization.type``; the city is
-the ``city-platform`` extension (else the first four digits of the division code).
+They are read from the store's ``Organization`` resources as the registry (``hutong/registry``)
+reads them: the level is the ``institution-level`` coding of ``Organization.type``, the city the
+``city-platform`` extension (else the division code's), medical consortia (医联体) the
+``consortium-member`` extensions; ``OrganizationAffiliation`` memberships (mCSD's way) count too.
+Rebuilt only when an Organization or affiliation changed.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ import orjson
 from sqlalchemy import select
 
 from hutong.recognition import vocab as V
-from hutong.recognition.catalog import type_fingerprint
+from hutong.recognition.catalog import fingerprints
+from hutong.registry import service as registry
 from hutong.store.schema import resource
 
 
@@ -34,19 +36,12 @@ class Institution:
 
 
 def institution_from(org: dict, consortia: frozenset[str] = frozenset()) -> Institution:
-    """An ``Institution`` from an Organization resource."""
-    level = next((c.get("code") for t in org.get("type") or [] for c in t.get("coding") or []
-                  if c.get("system") == V.LEVEL_SYSTEM), None)
-    city = None
-    division = None
-    for e in org.get("extension") or []:
-        if e.get("url") == V.PLATFORM_EXT:
-            city = (e.get("valueCoding") or {}).get("code")
-        elif e.get("url") == V.DIVISION_EXT:
-            division = e.get("valueCode")
-    if city is None and division:
-        city = str(division)[:4]
-    return Institution(org.get("id") or "", org.get("name") or "", level, city, consortia)
+    """An ``Institution`` from an Organization resource, read the registry's way
+    (``hutong.registry.service.institution_from``: level, city platform, consortium-member
+    extensions), plus consortium memberships given as OrganizationAffiliations."""
+    reg = registry.institution_from(org)
+    city = reg.platform or (str(reg.division)[:4] if reg.division else None)
+    return Institution(reg.id, reg.name, reg.level, city, frozenset(reg.consortia) | consortia)
 
 
 def _memberships(tx) -> dict[str, set[str]]:
@@ -81,7 +76,8 @@ _CACHE: dict[int, tuple[tuple, Directory]] = {}
 
 def current_directory(tx) -> Directory:
     """The institutions as stored now, rebuilt only when an Organization or affiliation changed."""
-    fp = type_fingerprint(tx.conn, "Organization") + type_fingerprint(tx.conn, "OrganizationAffiliation")
+    f = fingerprints(tx.conn)
+    fp = (f["Organization"], f["OrganizationAffiliation"])
     hit = _CACHE.get(id(tx.store))
     if hit is not None and hit[0] == fp:
         return hit[1]

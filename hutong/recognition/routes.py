@@ -15,7 +15,7 @@ from hutong.core.caller import Caller
 from hutong.core.clock import instant
 from hutong.core.errors import bad_request
 from hutong.fhir.body import decode_json
-from hutong.recognition import cdshooks, hl7v2, savings
+from hutong.recognition import cdsauth, cdshooks, hl7v2, savings
 from hutong.recognition.mllp import MllpListener
 from hutong.recognition.service import recognisable_results, resolve_patient
 from hutong.recognition.tables import recognition_hl7_rejected
@@ -25,6 +25,18 @@ from hutong.stats.excel import XLSX
 router = APIRouter(tags=["recognition 检查检验结果互认"])
 _SERVICE_ID = Path(..., max_length=64, pattern=r"^[A-Za-z0-9\-\.]{1,64}$")
 _JSON_BODY = {"requestBody": {"required": True, "content": {"application/json": {"schema": {"type": "object"}}}}}
+
+
+def _cds_caller(request: Request, node, path: str, caller: Caller) -> Caller:
+    """The verified CDS client (JWT) or, where none is required and none was sent, the node's caller."""
+    bases = {str(request.base_url).rstrip("/")}
+    if node.settings.public_url:
+        bases.add(node.settings.public_url.rstrip("/"))
+    # feedback tokens may name the feedback URL or the service's own
+    paths = {path, path.removesuffix("/feedback")}
+    urls = {f"{b}/cds-services/{p}" for b in bases for p in paths}
+    return cdsauth.authorize(node.store, request.headers.get("authorization"), urls, caller,
+                             require=bool(node.settings.recognition_cds_require_jwt))
 
 
 @router.get("/cds-services", summary="CDS Hooks 服务发现 (discovery)")
@@ -37,8 +49,9 @@ def discovery(caller: Caller = Depends(permit(PUBLIC))):
 async def call_service(request: Request, service_id: str = _SERVICE_ID,
                        caller: Caller = Depends(permit("recognition.hook"))):
     body = decode_json(await request.body(), request.headers.get("content-type"))
-    store = request.app.state.node.store
-    return JSONResponse(await run_in_threadpool(cdshooks.answer, store, service_id, body, caller))
+    node = request.app.state.node
+    caller = await run_in_threadpool(_cds_caller, request, node, service_id, caller)
+    return JSONResponse(await run_in_threadpool(cdshooks.answer, node.store, service_id, body, caller))
 
 
 @router.post("/cds-services/{service_id}/feedback", summary="CDS Hooks 反馈：采纳或不予互认（含理由）",
@@ -46,8 +59,9 @@ async def call_service(request: Request, service_id: str = _SERVICE_ID,
 async def service_feedback(request: Request, service_id: str = _SERVICE_ID,
                            caller: Caller = Depends(permit("recognition.feedback"))):
     body = decode_json(await request.body(), request.headers.get("content-type"))
-    store = request.app.state.node.store
-    await run_in_threadpool(cdshooks.feedback, store, service_id, body, caller)
+    node = request.app.state.node
+    caller = await run_in_threadpool(_cds_caller, request, node, f"{service_id}/feedback", caller)
+    await run_in_threadpool(cdshooks.feedback, node.store, service_id, body, caller)
     return Response(status_code=200)
 
 

@@ -15,16 +15,33 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import orjson
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from hutong.core.clock import now_us
 from hutong.core.ids import ID_RE
+from hutong.mpi.tables import mpi_ident
 from hutong.recognition.catalog import Item, current_catalog, day_us, token
 from hutong.recognition.institutions import Institution, current_directory, same_scope
 from hutong.recognition.tables import recognition_result
 from hutong.share.identity import linked_record_ids
 
 MRN_PREFIX = "urn:hutong:mrn:"  # + Organization id: a hospital's own record number (the simulator's too)
+
+
+_t = recognition_result.c
+#: Built once (SQLAlchemy then caches its compiled form): every result of the person for any of the
+#: ordered items' codes since the widest window, newest first.
+_RESULTS = (select(_t.res_type, _t.res_id, _t.patient, _t.code, _t.institution, _t.effective_us, _t.hidden, _t.summary)
+            .where(_t.patient.in_(bindparam("pids", expanding=True)), _t.code.in_(bindparam("codes", expanding=True)),
+                   _t.effective_us >= bindparam("since"), _t.effective_us <= bindparam("at"),
+                   _t.res_type != "Condition")
+            .order_by(_t.effective_us.desc(), _t.res_type, _t.res_id))
+_CONDITIONS = (select(_t.code).where(_t.patient.in_(bindparam("pids", expanding=True)),
+                                     _t.code.in_(bindparam("codes", expanding=True)), _t.res_type == "Condition"))
+
+
+_IDENT = select(mpi_ident.c.patient_id).where(mpi_ident.c.system == bindparam("system"),
+                                              mpi_ident.c.value == bindparam("value"))
 
 
 @dataclass(frozen=True)
@@ -51,19 +68,10 @@ def order_codes(order: dict) -> list[str]:
             if c.get("code")]
 
 
-def _conditions(tx, patient_ids: list[str]) -> frozenset[str]:
-    out: set[str] = set()
-    for pid in patient_ids:
-        for cid in tx.search_ids("Condition", [("patient", f"Patient/{pid}")], limit=200):
-            s = tx.read("Condition", cid)
-            if s is None or s.deleted:
-                continue
-            cond = s.resource
-            status = {c.get("code") for c in (cond.get("clinicalStatus") or {}).get("coding") or []}
-            if status and not status & {"active", "recurrence", "relapse"}:
-                continue
-            out.update(token(c.get("system"), c.get("code")) for c in (cond.get("code") or {}).get("coding") or [])
-    return frozenset(out)
+def _conditions(tx, patient_ids: list[str], wanted: set[str]) -> frozenset[str]:
+    """Which of the ``wanted`` condition codes the person has as an active Condition (from the index)."""
+    rows = tx.conn.execute(_CONDITIONS, {"pids": list(patient_ids), "codes": sorted(wanted)}).all()
+    return frozenset(r.code for r in rows)
 
 
 def recognisable_results(tx, patient_ids: list[str], codes: list[str], ordering_institution: str | None,
@@ -78,17 +86,17 @@ def recognisable_results(tx, patient_ids: list[str], codes: list[str], ordering_
     directory = current_directory(tx)
     orderer = directory.get(ordering_institution) or Institution(ordering_institution or "", "", None, None, frozenset())
     if conditions is None and any(i.rules for i in items):
-        conditions = _conditions(tx, patient_ids)
-    t = recognition_result.c
+        conditions = _conditions(tx, patient_ids, {c for i in items for c, _d in i.rules})
+    windows = {i.key: i.validity_for(conditions or frozenset()) for i in items}
+    rows = tx.conn.execute(_RESULTS, {"pids": list(patient_ids), "codes": sorted({c for i in items for c in i.codes}),
+                                      "since": at - day_us(max(windows.values())), "at": at}).all()
     offers: list[Offer] = []
     for item in items:
-        window = item.validity_for(conditions or frozenset())
-        since = at - day_us(window)
-        rows = tx.conn.execute(
-            select(t.res_type, t.res_id, t.patient, t.institution, t.effective_us, t.hidden, t.summary)
-            .where(t.patient.in_(patient_ids), t.code.in_(item.codes), t.effective_us >= since, t.effective_us <= at)
-            .order_by(t.effective_us.desc(), t.res_type, t.res_id)).all()
-        for r in rows:
+        since = at - day_us(windows[item.key])
+        codes = set(item.codes)
+        for r in rows:  # newest first: the first that qualifies is the one offered
+            if r.code not in codes or r.effective_us < since:
+                continue
             if r.hidden or not r.institution or r.institution == ordering_institution:
                 continue
             source = directory.get(r.institution)
@@ -97,7 +105,7 @@ def recognisable_results(tx, patient_ids: list[str], codes: list[str], ordering_
             if not same_scope(item.scope, source, orderer):
                 continue
             offers.append(Offer(item, r.res_type, r.res_id, r.patient, source, r.effective_us,
-                                r.effective_us + day_us(window), orjson.loads(r.summary)))
+                                r.effective_us + day_us(windows[item.key]), orjson.loads(r.summary)))
             break
     return offers
 
@@ -113,11 +121,15 @@ def resolve_patient(tx, patient_id: str | None, patient: dict | None, institutio
             if i not in found:
                 found.append(i)
 
-    for ident in (patient or {}).get("identifier") or []:
-        if isinstance(ident, dict) and ident.get("system") and ident.get("value"):
-            add(tx.search_ids("Patient", [("identifier", f"{ident['system']}|{ident['value']}")], limit=20))
-    if not found and patient_id and institution:
-        add(tx.search_ids("Patient", [("identifier", f"{MRN_PREFIX}{institution}|{patient_id}")], limit=20))
+    idents = [(i["system"], i["value"]) for i in (patient or {}).get("identifier") or []
+              if isinstance(i, dict) and isinstance(i.get("system"), str) and isinstance(i.get("value"), str)]
+    if not idents and patient_id and institution:
+        idents = [(f"{MRN_PREFIX}{institution}", patient_id)]
+    for system, value in idents[:10]:
+        # the patient index's identifier table first (one key lookup), the search index for records
+        # it has not indexed yet
+        ids = [r[0] for r in tx.conn.execute(_IDENT, {"system": system, "value": value})]
+        add(ids or tx.search_ids("Patient", [("identifier", f"{system}|{value}")], limit=20))
     if not found and patient_id:
         s = tx.read("Patient", patient_id) if ID_RE.fullmatch(patient_id) else None
         if s is not None and not s.deleted:

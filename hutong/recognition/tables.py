@@ -67,4 +67,26 @@ recognition_hl7_rejected = Table(
     Index("ix_recognition_hl7_rejected_ts", "ts_us"),
 )
 
-TABLES = (recognition_result, recognition_offer, recognition_hl7_rejected)
+
+
+#: Hospital systems registered to call the CDS services: the JWT issuer, where its public keys are
+#: (``jku``, or the key set itself), and the institution it speaks for.
+recognition_cds_client = Table(
+    "recognition_cds_client", metadata,
+    Column("iss", String(255), primary_key=True),
+    Column("jku", String(1000)),
+    Column("jwks", Text),                                # JSON key set when the keys are registered inline
+    Column("institution", String(64), nullable=False),  # Organization id
+    Column("active", Boolean, nullable=False, default=True),
+    Column("created_us", BigInteger, nullable=False),
+)
+
+#: JWT ids already used, per issuer, until they expire (a token works once).
+recognition_cds_jti = Table(
+    "recognition_cds_jti", metadata,
+    Column("iss", String(255), primary_key=True),
+    Column("jti", String(255), primary_key=True),
+    Column("expires_us", BigInteger, nullable=False),
+    Index("ix_recognition_cds_jti_expires", "expires_us"),
+)
+TABLES = (recognition_result, recognition_offer, recognition_hl7_rejected, recognition_cds_client, recognition_cds_jti)

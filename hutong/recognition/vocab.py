@@ -70,4 +70,3 @@ LEVEL_TIER = {"3A": "tertiary", "3B": "tertiary", "2A": "secondary", "2B": "seco
 #: consortium (an Organization), ``participatingOrganization`` the member institution.
 AFFILIATION_SYSTEM = f"{BASE}/CodeSystem/organization-affiliation"
 CONSORTIUM_CODE = "medical-consortium"
-DIVISION_EXT = f"{BASE}/StructureDefinition/division-code"

@@ -54,6 +54,13 @@ def test_too_old_unqualified_out_of_scope_and_hidden_are_not_offered(store):
     us = [f"{IMAGING_LOCAL}|US-ABD"]
     assert _offers(store, us, institution="hosp-b") == []
     assert [o.reference for o in _offers(store, us, institution="hosp-e")] == ["ImagingStudy/us-a"]
+    # a member by the registry's consortium-member extension counts too
+    from hutong.registry.service import EXT_CONSORTIUM
+    from tests.recognition.helpers import org
+    d = org("clinic-d", "丁社区卫生服务中心", "1A", "2201")
+    d["extension"].append({"url": EXT_CONSORTIUM, "valueReference": {"reference": "Organization/ylt-1"}})
+    _put(store, d)
+    assert [o.reference for o in _offers(store, us, institution="clinic-d")] == ["ImagingStudy/us-a"]
 
 
 def test_lapsed_qualification_stops_recognition_from_its_date(store):
