@@ -78,7 +78,7 @@ def report_json(rep: InstitutionReport) -> dict:
             "gapDays": rep.gap_days,
             "byType": dict(sorted(rep.by_type.items())), "byInterface": dict(sorted(rep.by_interface.items())),
         },
-        "latency": {"measured": lat["n"], "meanHours": round(lat["sum_s"] / lat["n"] / 3600, 2) if lat["n"] else None,
+        "latency": {"measured": lat["n"], "meanHours": round(lat["sum_ms"] / lat["n"] / 3_600_000, 2) if lat["n"] else None,
                     **{b: lat[b] for b in arrivals.LATENCY_BUCKETS}},
         "rules": rule_rows(rep),
         "unresolvedReferences": {"count": rep.unresolved, "examples": rep.unresolved_examples},
