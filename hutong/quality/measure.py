@@ -18,6 +18,7 @@ current resources for the rest); ``stored(store)`` reads what the consumer kept.
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import Iterable
 from datetime import datetime
@@ -30,12 +31,16 @@ from hutong.core.clock import local_day, to_us
 from hutong.quality import arrivals, rules
 from hutong.quality.tables import quality_arrival as QA
 from hutong.quality.tables import quality_issue as QI
+from hutong.search.tables import sp_reference as SPR
 from hutong.stats import counters
 from hutong.store import schema
+from hutong.store.references import reference_objects
 
 NAME = "quality"
 #: Every resource type counts as an arrival; rules look at some of them.
-_ARRIVAL_FIELDS = ("creates", "updates", "deletes", "lat_n", "lat_sum_s", *arrivals.LATENCY_BUCKETS)
+_ARRIVAL_FIELDS = ("creates", "updates", "deletes", "lat_n", "lat_sum_ms", *arrivals.LATENCY_BUCKETS)
+UNRESOLVED = "ref-unresolved"
+_REF = re.compile(r"^([A-Z][A-Za-z]{1,63})/([A-Za-z0-9\-.]{1,64})(/_history/[^/]+)?$")
 
 
 def _updated_us(resource: dict) -> int:
@@ -102,10 +107,10 @@ def _arrival_deltas(ev, new: dict | None, old: dict | None, acc: dict) -> None:
     if ev.op == "create" and new is not None:
         at = arrivals.event_time_us(new)
         if at is not None:
-            seconds = max(0.0, (ev.ts_us - at) / 1e6)
+            ms = max(0, (ev.ts_us - at) // 1000)
             row["lat_n"] += 1
-            row["lat_sum_s"] += seconds
-            row[arrivals.latency_bucket(seconds)] += 1
+            row["lat_sum_ms"] += ms
+            row[arrivals.latency_bucket(ms / 1000)] += 1
     row["last_us"] = max(row["last_us"], ev.ts_us)
 
 
@@ -136,6 +141,70 @@ def _issue_rows(res_type: str, res_id: str, resource: dict | None) -> list[dict]
     return list(rows.values())
 
 
+# ------------------------------------------------------------------------------------------ references
+def _targets(resource: dict) -> list[tuple[str, str]]:
+    """The local resources ``resource`` references (relative references, in document order)."""
+    out = []
+    for obj in reference_objects(resource):
+        m = _REF.match(obj.get("reference") or "")
+        if m and (m.group(1), m.group(2)) not in out:
+            out.append((m.group(1), m.group(2)))
+    return out
+
+
+def _existing(conn, keys: set[tuple[str, str]]) -> set[tuple[str, str]]:
+    by_type: dict[str, list[str]] = defaultdict(list)
+    for t, i in keys:
+        by_type[t].append(i)
+    r = schema.resource.c
+    found = set()
+    for t, ids in by_type.items():
+        for k in range(0, len(ids), 500):
+            for (rid,) in conn.execute(select(r.res_id).where(r.res_type == t, r.res_id.in_(ids[k:k + 500]),
+                                                              r.deleted.is_(False))):
+                found.add((t, rid))
+    return found
+
+
+def _unresolved_row(res_type: str, res_id: str, resource: dict, missing: list[tuple[str, str]]) -> dict:
+    t, i = missing[0]
+    return {"rule": UNRESOLVED, "res_type": res_type, "res_id": res_id, "org": arrivals.institution_of(resource),
+            "day": _version_day(resource), "detail": f"{t}/{i}"[:64], "ts_us": _updated_us(resource)}
+
+
+def _recheck_references(conn, latest: dict[tuple[str, str], dict | None], changed: set[tuple[str, str]]) -> None:
+    """Replace the ``ref-unresolved`` rows of the resources changed in this batch and of every resource
+    referencing one created or deleted in it (found through the search index's reverse lookup)."""
+    check = dict(latest)
+    by_type: dict[str, list[str]] = defaultdict(list)
+    for t, i in changed:
+        by_type[t].append(i)
+    referrers: set[tuple[str, str]] = set()
+    for t, ids in by_type.items():
+        for k in range(0, len(ids), 500):
+            for rt, rid in conn.execute(select(SPR.c.res_type, SPR.c.res_id).where(
+                    SPR.c.target_type == t, SPR.c.target_id.in_(ids[k:k + 500]))):
+                referrers.add((rt, rid))
+    r = schema.resource.c
+    for t, i in referrers - set(check):
+        row = conn.execute(select(r.content).where(r.res_type == t, r.res_id == i, r.deleted.is_(False))).first()
+        check[(t, i)] = orjson.loads(row[0]) if row and row[0] else None
+    targets = {k: _targets(res) for k, res in check.items() if res is not None}
+    present = _existing(conn, {x for ts in targets.values() for x in ts})
+    keys = list(check)
+    for k in range(0, len(keys), 200):
+        chunk = keys[k:k + 200]
+        conn.execute(delete(QI).where(QI.c.rule == UNRESOLVED,
+                                      or_(*[and_(QI.c.res_type == t, QI.c.res_id == i) for t, i in chunk])))
+    rows = []
+    for (t, i), ts in targets.items():
+        missing = [x for x in ts if x not in present]
+        if missing:
+            rows.append(_unresolved_row(t, i, check[(t, i)], missing))
+    if rows:
+        conn.execute(QI.insert(), rows)
+
+
 def _handle(tx, events) -> None:
     conn = tx.conn
     wanted = set()
@@ -146,6 +215,8 @@ def _handle(tx, events) -> None:
     acc: dict = {}
     rule_deltas: dict[tuple, float] = defaultdict(float)
     latest: dict[tuple[str, str], dict | None] = {}
+    every: dict[tuple[str, str], dict | None] = {}
+    appeared: set[tuple[str, str]] = set()
     for ev in events:
         new = None if ev.op == "delete" else content.get((ev.res_type, ev.res_id, ev.version_id))
         old = content.get((ev.res_type, ev.res_id, ev.version_id - 1))
@@ -156,16 +227,21 @@ def _handle(tx, events) -> None:
             for key, amount in RULE_COUNTS.contributions(old).items():
                 rule_deltas[key] -= amount
             latest[(ev.res_type, ev.res_id)] = new
+        every[(ev.res_type, ev.res_id)] = new
+        if ev.op != "update":
+            appeared.add((ev.res_type, ev.res_id))
     _apply_arrivals(conn, acc)
     counters.apply_deltas(conn, RULE_COUNTS.name, rule_deltas)
     if latest:
         keys = list(latest)
         for k in range(0, len(keys), 200):
             chunk = keys[k:k + 200]
-            conn.execute(delete(QI).where(or_(*[and_(QI.c.res_type == t, QI.c.res_id == i) for t, i in chunk])))
+            conn.execute(delete(QI).where(QI.c.rule != UNRESOLVED,
+                                          or_(*[and_(QI.c.res_type == t, QI.c.res_id == i) for t, i in chunk])))
         rows = [row for (t, i), res in latest.items() for row in _issue_rows(t, i, res)]
         if rows:
             conn.execute(QI.insert(), rows)
+    _recheck_references(conn, every, appeared)
 
 
 CONSUMER = Consumer(NAME, _handle, None)
@@ -206,11 +282,19 @@ def recompute(store, batch: int = 5000) -> dict:
             after = page[-1][0].seq
         issues = {}
         r = schema.resource.c
-        for res_type in sorted(rules.TYPES):
-            for rid, text in tx.conn.execution_options(yield_per=2000).execute(
-                    select(r.res_id, r.content).where(r.res_type == res_type, r.deleted.is_(False))):
-                for row in _issue_rows(res_type, rid, orjson.loads(text)):
-                    issues[(row["rule"], res_type, rid)] = (row["org"], row["day"], row["detail"], row["ts_us"])
+        present = {(t, i) for t, i in tx.conn.execution_options(yield_per=20000).execute(
+            select(r.res_type, r.res_id).where(r.deleted.is_(False)))}
+        for res_type, rid, text in tx.conn.execution_options(yield_per=2000).execute(
+                select(r.res_type, r.res_id, r.content).where(r.deleted.is_(False))):
+            resource = orjson.loads(text)
+            found = []
+            if res_type in rules.TYPES:
+                found = _issue_rows(res_type, rid, resource)
+            missing = [x for x in _targets(resource) if x not in present]
+            if missing:
+                found.append(_unresolved_row(res_type, rid, resource, missing))
+            for row in found:
+                issues[(row["rule"], res_type, rid)] = (row["org"], row["day"], row["detail"], row["ts_us"])
     arr = {k: tuple(_norm(v[f]) for f in (*_ARRIVAL_FIELDS, "last_us")) for k, v in acc.items()}
     return {"arrivals": arr, "rules": counters.recompute(store, RULE_COUNTS), "issues": issues}
 

@@ -20,10 +20,9 @@ from sqlalchemy import and_, false, func, select
 from hutong.card.tables import card_scan as CS
 from hutong.core.clock import local_day, now_us
 from hutong.quality import arrivals, baseline, levels, rules
-from hutong.quality.measure import RULE_COUNTS
+from hutong.quality.measure import RULE_COUNTS, UNRESOLVED
 from hutong.quality.tables import quality_arrival as QA
 from hutong.quality.tables import quality_issue as QI
-from hutong.search.tables import sp_reference as SPR
 from hutong.share.tables import share_document as SD
 from hutong.stats.counters import stats_counter as SC
 from hutong.store.schema import resource as R
@@ -55,7 +54,7 @@ class InstitutionReport:
     by_type: dict[str, int]  # arrivals in the window by resource type
     by_interface: dict[str, int]
     last_by_interface: dict[str, int]  # µs of the last arrival ever, per interface
-    latency: dict[str, float]  # n, mean_s, le_1h … gt_7d (counts) in the window
+    latency: dict[str, int]  # n, sum_ms, le_1h … gt_7d (counts) in the window
     checks: list[baseline.DayCheck]  # one per window day
     rules: dict[str, tuple[int, int]]  # rule -> (applicable, failed) in the window
     examples: dict[str, list[dict]] = field(default_factory=dict)
@@ -133,24 +132,16 @@ def _rule_counts(conn, first: str, last: str, org: str | None) -> dict[str, dict
 
 
 def _unresolved(conn, org: str | None, limit: int = 0):
-    """References (from current resources) to resources that do not exist or are deleted, per sender."""
-    src = R.alias("src")
-    tgt = R.alias("tgt")
-    joined = (SPR.join(src, and_(src.c.res_type == SPR.c.res_type, src.c.res_id == SPR.c.res_id))
-              .outerjoin(tgt, and_(tgt.c.res_type == SPR.c.target_type, tgt.c.res_id == SPR.c.target_id)))
-    cond = and_(SPR.c.target_id.is_not(None), src.c.deleted == false(),
-                (tgt.c.res_id.is_(None)) | (tgt.c.deleted.is_(True)))
-    if org is not None:
-        cond = and_(cond, src.c.source.like(arrivals.ORG_PREFIX + org + "%"))
+    """Resources whose references do not resolve, per sender (kept by the consumer), or up to ``limit``
+    examples for ``org``."""
     if limit:
-        stmt = (select(SPR.c.res_type, SPR.c.res_id, SPR.c.param, SPR.c.target_type, SPR.c.target_id)
-                .select_from(joined).where(cond).limit(limit))
-        return [dict(r._mapping) for r in conn.execute(stmt)]
-    stmt = select(src.c.source, func.count()).select_from(joined).where(cond).group_by(src.c.source)
-    out: dict[str, int] = defaultdict(int)
-    for source, n in conn.execute(stmt):
-        out[arrivals.institution_of({"meta": {"source": source}})] += int(n)
-    return out
+        rows = conn.execute(select(QI.c.res_type, QI.c.res_id, QI.c.detail).where(
+            QI.c.org == org, QI.c.rule == UNRESOLVED).order_by(QI.c.ts_us.desc(), QI.c.res_id).limit(limit))
+        return [{"res_type": t, "res_id": i, "target": d} for t, i, d in rows]
+    stmt = select(QI.c.org, func.count()).where(QI.c.rule == UNRESOLVED).group_by(QI.c.org)
+    if org is not None:
+        stmt = stmt.where(QI.c.org == org)
+    return {o: int(n) for o, n in conn.execute(stmt)}
 
 
 def _documents(conn, org: str | None) -> dict[str, dict[str, list[int]]]:
@@ -262,7 +253,7 @@ def _window(day: str | None, days: int) -> tuple[str, list[str], str, str]:
 
 def _empty(inst: Institution, last: str, window: list[str], today: str) -> InstitutionReport:
     return InstitutionReport(inst, last, window, today, {}, defaultdict(int), defaultdict(int), {},
-                             dict.fromkeys(("n", "sum_s", *arrivals.LATENCY_BUCKETS), 0), [], {})
+                             dict.fromkeys(("n", "sum_ms", *arrivals.LATENCY_BUCKETS), 0), [], {})
 
 
 def _add_arrival(rep: InstitutionReport, row) -> None:
@@ -272,7 +263,7 @@ def _add_arrival(rep: InstitutionReport, row) -> None:
         rep.by_type[row.res_type] += n
         rep.by_interface[row.interface] += n
         rep.latency["n"] += row.lat_n
-        rep.latency["sum_s"] += row.lat_sum_s
+        rep.latency["sum_ms"] += row.lat_sum_ms
         for b in arrivals.LATENCY_BUCKETS:
             rep.latency[b] += row._mapping[b]
 

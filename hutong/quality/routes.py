@@ -227,7 +227,11 @@ def institution_page(org: str, request: Request, caller: Caller = Depends(permit
             for d in data["documents"]]
     days_rows = [{"day": d, "n": rep.per_day.get(d, 0), "gap": _badge(_("中断"), "high") if d in gap else ""}
                  for d in reversed(rep.days) if d in gap]
+    services = [{"part": x["part"], "name": x["name"], "writes": x["writes"],
+                 "used": _badge(_("已使用"), "ok") if x["used"] else _badge(_("未使用"), "neutral")}
+                for x in data["services"]]
     return render(request, "quality/institution.html", {
+        "services": services,
         "rep": rep, "data": data, "charts": charts, "level": _level_badge(rep), "iface_rows": iface_rows,
         "rule_rows": rule_rows, "latency_rows": latency_rows, "docs": docs, "gap_rows": days_rows,
         "score": _score(report.mean_score(rep)), "day": day, "days": days,

@@ -4,12 +4,14 @@
   interface: changes by kind, delay from the clinical event to arrival (sum and buckets), the last
   arrival's time. Events are history, so these only grow (a later delete is one more arrival).
 - ``quality_issue``: every current resource failing a rule (the examples a report shows and the
-  list an institution works through); a corrected or deleted resource leaves it.
+  list an institution works through); a corrected or deleted resource leaves it. Rule
+  ``ref-unresolved`` holds resources with a reference to a resource that does not exist (or was
+  deleted); its detail is the first such target.
 
 Counts of rule outcomes (applicable, failed) are live counters (``hutong.stats.counters``).
 """
 
-from sqlalchemy import BigInteger, Column, Float, Index, String, Table
+from sqlalchemy import BigInteger, Column, Index, String, Table
 
 from hutong.store.schema import metadata
 
@@ -23,7 +25,7 @@ quality_arrival = Table(
     Column("updates", BigInteger, nullable=False, default=0),
     Column("deletes", BigInteger, nullable=False, default=0),
     Column("lat_n", BigInteger, nullable=False, default=0),
-    Column("lat_sum_s", Float, nullable=False, default=0.0),
+    Column("lat_sum_ms", BigInteger, nullable=False, default=0),  # integers: sums exact in any order
     Column("le_1h", BigInteger, nullable=False, default=0),
     Column("le_1d", BigInteger, nullable=False, default=0),
     Column("le_7d", BigInteger, nullable=False, default=0),

@@ -21,6 +21,31 @@ DOC_TYPES = {"C0001": "个人基本健康信息登记", "C0003": "门(急)诊病
              "C0053": "出院记录"}
 
 
+#: WS/T 790 services an institution is seen using, from the resource types it writes (docs/quality.md).
+WST790_SERVICES = (
+    ("790.6", N_("居民注册服务"), ("Patient",)),
+    ("790.7", N_("医疗卫生机构注册服务"), ("Organization", "Location", "HealthcareService")),
+    ("790.8", N_("医疗卫生人员注册服务"), ("Practitioner", "PractitionerRole")),
+    ("790.9", N_("术语注册服务"), ("CodeSystem", "ValueSet", "ConceptMap")),
+    ("790.12", N_("健康档案采集服务"), ("Encounter", "Observation", "Condition", "DiagnosticReport", "MedicationRequest",
+                                   "Procedure", "ImagingStudy", "Immunization", "AllergyIntolerance")),
+    ("790.14", N_("文档订阅发布服务"), ("DocumentReference", "Binary", "Composition")),
+    ("790.15", N_("预约挂号服务"), ("Appointment", "Slot")),
+    ("790.16", N_("双向转诊服务"), ("ServiceRequest", "Task")),
+    ("790.17", N_("签约服务"), ("CarePlan", "CareTeam")),
+    ("790.5", N_("基础通知服务"), ("Subscription",)),
+)
+
+
+def services_used(rep: InstitutionReport) -> list[dict]:
+    """Every WS/T 790 service with what the institution wrote through it in the window."""
+    out = []
+    for part, name, types in WST790_SERVICES:
+        n = sum(rep.by_type.get(t, 0) for t in types)
+        out.append({"part": f"WS/T {part}", "name": _(name), "writes": n, "used": n > 0})
+    return out
+
+
 def level_name(level: levels.Level | None) -> str:
     """The level's name in the page's language (未达一级 below level 1)."""
     zh, en = (level.zh, level.en) if level else levels.NONE
@@ -78,13 +103,14 @@ def report_json(rep: InstitutionReport) -> dict:
             "gapDays": rep.gap_days,
             "byType": dict(sorted(rep.by_type.items())), "byInterface": dict(sorted(rep.by_interface.items())),
         },
-        "latency": {"measured": lat["n"], "meanHours": round(lat["sum_s"] / lat["n"] / 3600, 2) if lat["n"] else None,
+        "latency": {"measured": lat["n"], "meanHours": round(lat["sum_ms"] / lat["n"] / 3_600_000, 2) if lat["n"] else None,
                     **{b: lat[b] for b in arrivals.LATENCY_BUCKETS}},
         "rules": rule_rows(rep),
         "unresolvedReferences": {"count": rep.unresolved, "examples": rep.unresolved_examples},
         "documents": [{"type": k, "name": DOC_TYPES.get(k, ""), "count": d, "withProblems": p}
                       for k, (d, p) in sorted(rep.documents.items())],
         "cardScans": {"accepted": rep.card_scans[0], "total": rep.card_scans[1]},
+        "services": services_used(rep),
         "note": _("估计值：根据平台实际收到的数据推算，不是国家卫生健康委统计信息中心的正式测评结果。"),
     }
 

@@ -44,6 +44,8 @@ def test_city_platform_pulls_its_institutions_and_one_report(server, server_stor
         assert rep["connectivity"]["byType"]["Observation"] == 4
         assert rep["estimatedLevel"]["code"] in ("1", "2")
         assert rep["missingForNextLevel"], "a next level always says what it lacks"
+        used = {x["part"] for x in rep["services"] if x["used"]}
+        assert used == {"WS/T 790.6", "WS/T 790.12"}  # patients; visits and results
         assert "lastArrival" in rep["connectivity"] and "fhir" in rep["connectivity"]["lastArrival"]
 
         x = http.get("/api/quality/institutions/h1/report.xlsx", params={"day": _today(), "days": 7})

@@ -93,3 +93,31 @@ def test_an_institution_that_stops_sending_is_flagged_the_next_day(assessed, clo
     assert by_id["h2"].gap_days == [stop.isoformat()] and by_id["h1"].gap_days == []
     assert by_id["h1"].scores["connectivity"] > by_id["h2"].scores["connectivity"]
     assert [r.institution.org_id for r in ranking].index("h1") < [r.institution.org_id for r in ranking].index("h2")
+
+
+def test_unresolved_references_follow_loads_and_deletes(assessed):
+    """A bulk load may reference what has not arrived yet; the reference resolves once it does, and a
+    deleted target makes its referrers unresolved (kept live, equal to a recomputation)."""
+    from hutong.bulk.load import ImportSummary, upsert_resources
+
+    store = assessed
+    _province(store)
+    obs = {**lab("h1", "later"), "id": "o-early"}
+    upsert_resources(store, [obs], ImportSummary())  # references Patient/later, not there yet
+    store.run_consumers()
+    rep = report.institution_report(store, "h1")
+    assert rep.unresolved == 1 and rep.unresolved_examples[0]["target"] == "Patient/later"
+    assert measure.stored(store) == measure.recompute(store)
+
+    store.update("Patient", "later", {**patient("h1", 5), "id": "later"})  # the patient arrives
+    store.run_consumers()
+    assert report.institution_report(store, "h1").unresolved == 0
+    assert measure.stored(store) == measure.recompute(store)
+
+    try:
+        store.delete("Patient", "later")
+    except Exception:  # noqa: BLE001 - a store refusing to delete a referenced resource keeps it resolved
+        return
+    store.run_consumers()
+    assert report.institution_report(store, "h1").unresolved == 1
+    assert measure.stored(store) == measure.recompute(store)

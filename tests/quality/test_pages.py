@@ -51,6 +51,8 @@ def test_overview_ranks_institutions_and_the_institution_page_explains(page_serv
     row = page.locator("#rules tr", has_text="检验结果缺少单位").inner_text()
     assert "1" in row and bad in row
     assert "FHIR" in page.inner_text("#interfaces")
+    assert "已使用" in page.locator("#services tr", has_text="居民注册服务").inner_text()
+    assert "未使用" in page.locator("#services tr", has_text="预约挂号服务").inner_text()
     screenshot(page, "quality-institution")
     assert page.console_errors == []
 
