@@ -129,3 +129,22 @@ def test_household_error_model_rates_and_truth(tmp_path):
     with open(out / "truth" / "source_patients.csv", encoding="utf-8") as fh:
         kinds = {v for r in csv.DictReader(fh) for v in r["variations"].split(";") if v}
     assert not kinds & {"guardian_id", "relative_phone", "birth_year_typo", "address_hospital_default"}
+
+
+def test_pairs_explained_in_words():
+    from hutong.mpi.explain import describe_pair
+
+    child = normalize_record(_kid("明轩", "2016-03-09", id_number=MOTHER_ID))
+    got = describe_pair(normalize_record(MOTHER), child)
+    codes = {r["code"] for r in got}
+    assert {"guardian_id", "parent_child"} <= codes
+    assert any("出生日期相差 28 年：疑似母子" in r["zh"] for r in got), got
+    assert all(PHONE not in r["zh"] and MOTHER_ID not in r["zh"] for r in got)  # no personal data quoted
+    twins = describe_pair(normalize_record(_kid("子涵", "2019-08-08", id_number="")),
+                          normalize_record(_kid("子轩", "2019-08-08", id_number="")))
+    assert {"twins", "given_differs"} <= {r["code"] for r in twins}
+    typo = describe_pair(normalize_record(_kid("明轩", "2016-03-09")), normalize_record(_kid("明轩", "2061-03-09")))
+    assert "year_typo" in {r["code"] for r in typo}
+    ph = describe_pair(normalize_record({"name": "王丽之子", "birth_date": "2024-03-02"}),
+                       normalize_record(_kid("浩然", "2024-03-02")))
+    assert "placeholder" in {r["code"] for r in ph}
