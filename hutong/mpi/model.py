@@ -11,9 +11,11 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 
+from hutong.mpi import names
 from hutong.mpi.compare import BY_NAME, Comparison, compare_all, id_conflict
 from hutong.mpi.features import FeatureTable
 
@@ -66,6 +68,21 @@ def _birth_order(placeholder: str) -> str:
         return _ORDER[last]
     m = re.search(r"之([长次大小])[子女]", placeholder)
     return _ORDER[m.group(1)] if m else ""
+
+
+@lru_cache(maxsize=1 << 16)
+def _one_character_apart(a: str, b: str) -> bool:
+    """Same length and surname, exactly one given-name character different, and the two characters sound
+    different even with dialect folding (涵 han / 轩 xuan; not 伟 wei / 维 wei, not 华 hua / 桦 hua)."""
+    if len(a) != len(b) or len(a) < 2 or a[0] != b[0]:
+        return False
+    diff = [k for k in range(1, len(a)) if a[k] != b[k]]
+    if len(diff) != 1:
+        return False
+    x, y = a[diff[0]], b[diff[0]]
+    fx = {names.fuzzy_syllable(r) for r in names.char_readings(x)}
+    fy = {names.fuzzy_syllable(r) for r in names.char_readings(y)}
+    return bool(fx and fy) and not fx & fy
 
 
 def _monotone(m: np.ndarray, u: np.ndarray) -> np.ndarray:
@@ -364,6 +381,17 @@ class Model:
             # brothers, not one person typed twice
             name_off = (nl >= 3) | (nl < 0)
             name_same = (nl >= 0) & (nl <= 1)
+            # 李子涵 / 李子轩: one given character apart and it sounds different — siblings' and twins' names
+            # share a character by custom (字辈), while a typo keeps the sound (homophones are level 1)
+            sel = np.flatnonzero((nl == 2) | (nl == 3))
+            if len(sel):
+                nm = t.col("name")
+                given_differs = np.zeros(len(p), dtype=bool)
+                given_differs[sel] = [_one_character_apart(nm[a], nm[b])
+                                      for a, b in zip(i[sel].tolist(), j[sel].tolist(), strict=True)]
+                name_off |= given_differs
+            else:
+                given_differs = np.zeros(len(p), dtype=bool)
         else:
             g, f = col["given"], col.get("family", col["given"])
             name_off = ((g == 3) | (g < 0)) & ((f == 3) | (f < 0))
@@ -382,7 +410,7 @@ class Model:
             for name, good in (("phone", (0, 1)), ("address", (0, 1)), ("guardian_id", (0,))):
                 if name in col:
                     shared |= np.isin(col[name], good)
-            twin_like = (nl >= 4) & ~id_ok & shared
+            twin_like = ((nl >= 4) | given_differs) & ~id_ok & shared
             p = np.where(twin_like, np.minimum(p, th.twin_cap), p)
             if both_ph.any():
                 # two placeholders are two babies when numbered apart (王丽之子一 / 二), or when one institution

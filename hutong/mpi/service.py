@@ -24,6 +24,7 @@ from hutong.china import ids
 from hutong.core.clock import now_us
 from hutong.core.errors import FhirError
 from hutong.mpi.blocking import record_keys
+from hutong.mpi.explain import describe_pair
 from hutong.mpi.features import TF_FEATURES, FeatureTable, normalize_record
 from hutong.mpi.model import MATCH_GRADE_URL, Model
 from hutong.mpi.names import is_placeholder_name
@@ -479,9 +480,13 @@ def review_get(store, review_id: str) -> dict:
         row = tx.conn.execute(select(mpi_review).where(r.id == review_id)).mappings().first()
         if row is None:
             raise FhirError(404, "not-found", f"review item {review_id[:64]!r} not found")
+        feats = dict(tx.conn.execute(select(mpi_record.c.patient_id, mpi_record.c.features).where(
+            mpi_record.c.patient_id.in_([row["patient_id"], row["candidate_id"]]))).all())
+        reasons = describe_pair(orjson.loads(feats[row["patient_id"]]), orjson.loads(feats[row["candidate_id"]])) \
+            if len(feats) == 2 else []
         return {"id": row["id"], "status": row["status"], "score": row["score"], "grade": row["grade"],
-                "evidence": json.loads(row["evidence"]), "left": _record_view(tx, row["patient_id"]),
-                "right": _record_view(tx, row["candidate_id"])}
+                "evidence": json.loads(row["evidence"]), "reasons": reasons,
+                "left": _record_view(tx, row["patient_id"]), "right": _record_view(tx, row["candidate_id"])}
 
 
 def _audit(tx, action: str, moves: list[dict], who: str, refs: list[str], extra: dict | None = None) -> str:

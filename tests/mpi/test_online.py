@@ -87,3 +87,19 @@ def test_pix_and_match_over_http(server, server_store):
         r = c.post("/api/mpi/unmerge", json={"audit": r.json()["audit"]})
         assert r.status_code == 200, r.text
         assert service.person_for_patient(server_store, "c1") != service.person_for_patient(server_store, "a1")
+
+
+def test_review_explains_a_family_pair_in_words(store):
+    """Twins at one address with one phone, no IDs: not linked, reviewed, and the reason says why."""
+    store.register_consumer(service.CONSUMER, service.consume, types={"Patient"})
+    for pid, given in (("tw1", "子涵"), ("tw2", "子轩")):
+        p = _patient(pid, "李", given, "2019-08-08", "", "13900001111", "urn:h1")
+        p["address"] = [{"text": "吉林省长春市朝阳区红旗街100号3栋2单元"}]
+        store.update("Patient", pid, p)
+    store.run_consumers()
+    assert person_for_patient(store, "tw1") != person_for_patient(store, "tw2")
+    items = [i for i in service.review_list(store) if {i["patient_id"], i["candidate_id"]} == {"tw1", "tw2"}]
+    assert items, service.review_list(store)
+    reasons = service.review_get(store, items[0]["id"])["reasons"]
+    assert "twins" in {r["code"] for r in reasons}
+    assert any("双胞胎" in r["zh"] for r in reasons)
