@@ -38,6 +38,7 @@ def serve(
     nats: str = typer.Option(None, "--nats", help="NATS URL(s) of the event stream ('' for none)"),
     federation_nats: str = typer.Option(None, "--federation-nats",
                                         help="The broker shared between cities and province (JetStream push-up)"),
+    mllp_port: int = typer.Option(None, "--mllp-port", help="TCP port of the HL7 v2 MLLP listener (ORU^R01, OUL^R22)"),
 ):
     """Start the platform: FHIR at /fhir, APIs under /api, OpenAPI at /docs."""
     import os
@@ -48,7 +49,7 @@ def serve(
 
     federation = {"federation_role": role, "federation_province_url": province, "default_tenant": tenant,
                   "nats_url": nats, "federation_nats_url": federation_nats}
-    settings = settings_from(data_dir, database_url, host=host, port=port, **federation)
+    settings = settings_from(data_dir, database_url, host=host, port=port, mllp_port=mllp_port, **federation)
     configure_logging()
     if workers > 1:
         # Schema and demo set-up in a child process: the supervisor then stays small (it only
@@ -71,6 +72,8 @@ def serve(
         for key, value in federation.items():
             if value is not None:
                 os.environ["HUTONG_" + key.upper()] = value
+        if mllp_port is not None:
+            os.environ["HUTONG_MLLP_PORT"] = str(mllp_port)
         uvicorn.run("hutong.api.asgi:app", host=settings.host, port=settings.port, workers=workers,
                     log_level=log_level, access_log=False, http=GUARDED_PROTOCOL)
     else:

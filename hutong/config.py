@@ -50,6 +50,8 @@ class Settings:
     conditional_delete_max: int = 1000
     #: Bulk Data export jobs and their files are deleted this many hours after the kick-off.
     export_retention_hours: int = 24
+    #: The public epidemic dashboard hides counts from 1 to this minus one (with complementary suppression).
+    epidemic_min_cell: int = 5
     #: A write waits at most this long for the write lock; then 503 with Retry-After.
     db_lock_timeout_s: float = 10.0
     #: A PostgreSQL statement runs at most this long (reads page in chunks far below it).
@@ -70,6 +72,8 @@ class Settings:
     reportread_critical_table: str = ""
     #: Report reading: seconds between checks for overdue critical values in a running node (0: off).
     reportread_escalation_seconds: int = 30
+    #: Recognition: TCP port of the HL7 v2 MLLP listener (ORU^R01, OUL^R22); 0: no listener.
+    mllp_port: int = 0
     #: Web layer: root secret for signed cookies and workstation-launch keys (empty: a random one kept in
     #: the database, shared by every worker and node on it).
     web_secret: str = ""

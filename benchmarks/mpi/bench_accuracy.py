@@ -13,7 +13,9 @@ from pathlib import Path
 
 from hutong.mpi import batch, synth
 
-DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
+# ../shared/data next to the checkout (a worktree under /work/wt/<name> looks one level further up)
+DATA = next((p / "shared" / "data" for p in Path(__file__).resolve().parents if (p / "shared" / "data").is_dir()),
+            Path(__file__).resolve().parents[2] / ".." / "shared" / "data")
 FEBRL = DATA / "febrl"
 MAP = ("record_id=rec_id,given=given_name,family=surname,address=street_number+address_1+address_2,city=suburb,"
        "postcode=postcode,state=state,birth_date=date_of_birth,id_number=soc_sec_id")

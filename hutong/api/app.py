@@ -43,8 +43,12 @@ from hutong.card.capability import CAPABILITY as CARD
 from hutong.config import Settings, load_settings
 from hutong.consult.capability import CAPABILITY as CONSULT
 from hutong.core.errors import FhirError, Issue, operation_outcome
+from hutong.epidemic.capability import CAPABILITY as EPIDEMIC
 from hutong.federation.capability import CAPABILITY as FEDERATION
 from hutong.mpi.capability import CAPABILITY as MPI
+from hutong.quality.capability import CAPABILITY as QUALITY
+from hutong.recognition.capability import CAPABILITY as RECOGNITION
+from hutong.registry.capability import CAPABILITY as REGISTRY
 from hutong.reportread.capability import CAPABILITY as REPORTREAD
 from hutong.search.capability import CAPABILITY as SEARCH
 from hutong.share.capability import CAPABILITY as SHARE
@@ -58,7 +62,24 @@ log = logging.getLogger("hutong.api")
 
 #: The capabilities of a node, in order: each one's routes, operations, consumers, pages, commands
 #: and start-up work come from its entry here and nowhere else.
-CAPABILITIES: list[Capability] = [SEARCH, BULK, MPI, CARD, STATS, SIM, TRIAGE, REPORTREAD, SHARE, WEB, FEDERATION, CONSULT]
+CAPABILITIES: list[Capability] = [
+    SEARCH,
+    BULK,
+    MPI,
+    CARD,
+    STATS,
+    SIM,
+    TRIAGE,
+    REPORTREAD,
+    SHARE,
+    WEB,
+    FEDERATION,
+    REGISTRY,
+    EPIDEMIC,
+    RECOGNITION,
+    QUALITY,
+    CONSULT,
+]
 
 _STATIC = Path(__file__).resolve().parent / "static"
 _ASSETS = {
@@ -85,7 +106,13 @@ class RequestLimits:
         self.limit = limit
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] != "http" or scope["method"] in _BODYLESS:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        if _has_nul(scope):
+            # Never valid in a URL; PostgreSQL text cannot hold it, so refuse it alike on every backend.
+            refusal = FhirError(400, "invalid", "the URL contains a NUL character (%00)")
+            return await outcome_response(refusal)(scope, receive, send)
+        if scope["method"] in _BODYLESS:
             return await self.app(scope, receive, send)
         for name, value in scope.get("headers", []):
             if name == b"content-length":
@@ -122,6 +149,11 @@ class RequestLimits:
     async def _refuse(self, scope, receive, send):
         exc = FhirError(413, "too-costly", f"request body exceeds {self.limit} bytes")
         await outcome_response(exc)(scope, receive, send)
+
+
+def _has_nul(scope) -> bool:
+    query = scope.get("query_string", b"")
+    return "\x00" in scope.get("path", "") or b"%00" in query or b"\x00" in query
 
 
 def _charset_refusal(content_type: str) -> FhirError | None:

@@ -8,6 +8,7 @@ import os
 import threading
 from pathlib import Path
 
+from hutong.api.logs import log_background_failure
 from hutong.store import Store
 
 log = logging.getLogger("hutong.api")
@@ -78,5 +79,5 @@ class ConsumerWorker:
                 break
             try:
                 self.store.run_consumers(batch_size=self.BATCH, between=self._pause)
-            except Exception:  # a failing consumer must not kill the thread; it retries next round
-                log.exception("change-log consumer failed; will retry")
+            except Exception as exc:  # a failing consumer must not kill the thread; it retries next round
+                log_background_failure(log, "change-log consumer failed", exc)

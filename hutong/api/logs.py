@@ -59,3 +59,17 @@ def configure_logging(level: int = logging.INFO) -> None:
         for handler in logging.getLogger(name).handlers:
             handler.addFilter(repeat)
     _configured = True
+
+
+def log_background_failure(log: logging.Logger, what: str, exc: BaseException) -> None:
+    """Log a failed round of a background loop (consumer, runner, delivery) that will retry.
+
+    A database that is away or busy (a 503 ``FhirError``) is an expected, transient state: one
+    line, no traceback, and ``RepeatFilter`` collapses the repeats. Anything else is a defect and
+    is logged with its traceback."""
+    from hutong.core.errors import FhirError
+
+    if isinstance(exc, FhirError) and exc.status == 503:
+        log.warning("%s: %s; will retry", what, exc.diagnostics)
+    else:
+        log.error("%s; will retry", what, exc_info=exc)

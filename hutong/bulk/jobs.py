@@ -23,6 +23,7 @@ from pathlib import Path
 import orjson
 from sqlalchemy import BigInteger, Column, Index, String, Table, Text, delete, insert, or_, select, update
 
+from hutong.api.logs import log_background_failure
 from hutong.bulk.export import present_types, scope_types, write_type
 from hutong.core.clock import http_date, instant_now, now_us
 from hutong.core.errors import FhirError
@@ -181,8 +182,8 @@ class JobRunner:
                 self.expire()
                 while not self._stop.is_set() and self.run_one():
                     pass
-            except Exception:  # a broken job must not kill the runner; the job is marked failed below
-                log.exception("export runner error; will retry")
+            except Exception as exc:  # a broken job must not kill the runner; the job is marked failed below
+                log_background_failure(log, "export runner error", exc)
             self._wake.wait(self.POLL_S)
             self._wake.clear()
 

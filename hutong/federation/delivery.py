@@ -34,6 +34,7 @@ from hutong.core.clock import instant, now_us
 from hutong.federation.envelope import token
 from hutong.federation.identity import node_id
 from hutong.federation.notify import notification_bundle, read_events
+from hutong.federation.outage import Outage, is_database_failure
 from hutong.federation.tables import subscription_dead_letter, subscription_state
 from hutong.store import Store
 
@@ -60,6 +61,8 @@ class Delivery:
         self.concurrency = 16
         self.transport = transport
         self.status = {"sent": 0, "failed": 0, "dead_lettered": 0, "rounds": 0}
+        # Logged once per outage, not per round (hutong.federation.outage).
+        self.database_outage = Outage(log, "subscription delivery: the database", "notifications wait")
 
     def backoff_s(self, attempts: int) -> float:
         """Seconds before attempt ``attempts + 1`` (exponential, capped, ±10 % jitter)."""
@@ -110,8 +113,12 @@ class Delivery:
             while not stop.is_set():
                 try:
                     n = await self.step(client)
-                except Exception:  # noqa: BLE001 - a database hiccup: next round
-                    log.exception("subscription delivery round failed")
+                    self.database_outage.ok()
+                except Exception as exc:  # noqa: BLE001 - a database hiccup: next round
+                    if is_database_failure(exc):
+                        self.database_outage.failed(exc)
+                    else:  # a defect: keep its traceback, once per kind (RepeatFilter collapses repeats)
+                        log.exception("subscription delivery round failed")
                     n = 0
                 if n == 0:
                     try:

@@ -23,6 +23,7 @@ from hutong.federation.config import FederationConfig
 from hutong.federation.envelope import Envelope
 from hutong.federation.identity import node_id
 from hutong.federation.ingest import apply_envelopes
+from hutong.federation.outage import Outage, is_database_failure
 from hutong.federation.tables import federation_peer
 from hutong.store import Store
 
@@ -58,6 +59,9 @@ class Downlink:
         self.config = config
         self.timeout = timeout
         self.status: dict = {"connected": False, "applied": 0, "through": 0, "last_error": "", "down_since_us": 0}
+        # Each logged once per outage, not per retry (hutong.federation.outage).
+        self.link_outage = Outage(log, "downlink from the province", "the local copy stays as it is")
+        self.database_outage = Outage(log, "downlink: the database")
 
     def _position(self) -> tuple[str | None, int]:
         from sqlalchemy import select
@@ -90,8 +94,7 @@ class Downlink:
                         r = await client.get("/api/federation/feed", params={"after": after, "limit": 500})
                         r.raise_for_status()
                         page = r.json()
-                        if self.status["down_since_us"]:
-                            log.info("downlink from the province restored")
+                        self.link_outage.ok()
                         self.status.update(connected=True, down_since_us=0, last_error="")
                         envs = [Envelope.parse(e) for e in page["events"]]
                         result = await asyncio.to_thread(
@@ -102,14 +105,18 @@ class Downlink:
                             await asyncio.to_thread(_ensure_peer, self.store, page["node"], page["tenant"])
                         await asyncio.to_thread(self._save_scan, page["node"], int(page["through"]))
                         self.status["through"] = int(page["through"])
+                        self.database_outage.ok()
                         backoff = 0.5
                         if len(envs) < 500:
                             await _sleep(stop, POLL_S)
             except Exception as exc:  # noqa: BLE001 - the province is unreachable: keep the local copy, retry
-                if not self.status["down_since_us"]:
-                    self.status["down_since_us"] = now_us()
-                    log.warning("downlink from the province unavailable (%s)", type(exc).__name__)
-                self.status.update(connected=False, last_error=f"{type(exc).__name__}: {str(exc)[:300]}")
+                if is_database_failure(exc):
+                    self.database_outage.failed(exc)
+                    self.status["last_error"] = self.database_outage.last_error
+                else:
+                    self.link_outage.failed(exc)
+                    self.status.update(connected=False, down_since_us=self.link_outage.since_us,
+                                       last_error=self.link_outage.last_error)
                 await _sleep(stop, backoff)
                 backoff = min(backoff * 2, 10.0)
 

@@ -55,6 +55,7 @@ from hutong.core.errors import bad_request
 from hutong.federation import jetstream
 from hutong.federation.envelope import app_subject, token
 from hutong.federation.identity import node_id
+from hutong.federation.outage import Outage, is_database_failure
 from hutong.federation.tables import federation_app_event
 from hutong.store import Store
 
@@ -168,6 +169,7 @@ class EventBus:
         self._wake = threading.Event()
         self._last_row = 0
         self._last_seq = 0
+        self._database_outage = Outage(log, "events: the database", "application events wait")
 
     # ------------------------------------------------------------------ start / stop
     def start(self) -> str:
@@ -339,8 +341,12 @@ class EventBus:
                 if time.monotonic() - last_prune > 60:
                     last_prune = time.monotonic()
                     await asyncio.to_thread(self._prune)
-            except Exception:  # noqa: BLE001 - a database hiccup: poll again
-                log.exception("events: polling the database failed")
+                self._database_outage.ok()
+            except Exception as exc:  # noqa: BLE001 - a database hiccup: poll again
+                if is_database_failure(exc):
+                    self._database_outage.failed(exc)
+                else:  # a defect: keep its traceback (RepeatFilter collapses repeats)
+                    log.exception("events: polling the database failed")
 
     def _max_row(self) -> int:
         with self.store.read() as tx:

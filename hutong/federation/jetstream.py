@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import nats
@@ -30,11 +31,18 @@ async def connect(url: str, *, name: str, connect_timeout: float = 2.0, reconnec
     async def _quiet(_exc):  # the relay logs outages itself, once, not every retry
         return None
 
-    return await nats.connect(
-        servers=servers(url), name=name, connect_timeout=connect_timeout, allow_reconnect=reconnect,
-        max_reconnect_attempts=-1 if reconnect else 0, reconnect_time_wait=0.5, error_cb=_quiet,
+    # Without reconnecting, the first connection must fail fast when no broker answers (the caller
+    # retries with its own backoff and logs the outage). nats-py loops over refused servers for ever
+    # when max_reconnect_attempts is 0, so allow one attempt per server, and bound the whole call.
+    pool = servers(url)
+    attempt = nats.connect(
+        servers=pool, name=name, connect_timeout=connect_timeout, allow_reconnect=reconnect,
+        max_reconnect_attempts=-1 if reconnect else 1, reconnect_time_wait=0.5, error_cb=_quiet,
         # The client buffers nothing while disconnected: what it did not send is re-sent from the outbox.
         pending_size=0 if not reconnect else 2 * 1024 * 1024, **kw)
+    # With reconnecting, only later reconnections are unbounded: the first must fail within the
+    # bound too (nats-py would otherwise retry a refused first connection for ever).
+    return await asyncio.wait_for(attempt, (connect_timeout + 1.0) * len(pool))
 
 
 def stream_config(settings: Settings, name: str | None = None, subjects: list[str] | None = None) -> api.StreamConfig:

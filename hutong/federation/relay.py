@@ -27,6 +27,7 @@ from hutong.core.clock import now_us
 from hutong.federation import jetstream
 from hutong.federation.envelope import change_subject, envelopes_from_outbox
 from hutong.federation.identity import node_id
+from hutong.federation.outage import Outage, is_database_failure
 from hutong.store import Store
 
 log = logging.getLogger("hutong.federation")
@@ -72,6 +73,9 @@ class Relay:
         self._nc = None
         self._js = None
         self._wake: asyncio.Event | None = None
+        # Each logged once per outage, not per retry (hutong.federation.outage).
+        self.broker_outage = Outage(log, "relay: the NATS broker", "events queue in the outbox")
+        self.database_outage = Outage(log, "relay: the database", "nothing is published until it is back")
 
     # ------------------------------------------------------------------ connection
     async def _connect(self) -> None:
@@ -79,10 +83,6 @@ class Relay:
         self._js = self._nc.jetstream(timeout=self.ack_timeout)
         await jetstream.ensure_stream(self._js, jetstream.stream_config(self.settings))
         self.status.connected = True
-        if self.status.down_since_us:
-            log.info("relay: broker back after %.1f s", (now_us() - self.status.down_since_us) / 1e6)
-        self.status.down_since_us = 0
-        self.status.last_error = ""
 
     async def _disconnect(self) -> None:
         nc, self._nc, self._js = self._nc, None, None
@@ -150,19 +150,31 @@ class Relay:
         while not stop.is_set():
             try:
                 n = await self.publish_batch()
+                self._recovered()
                 backoff = 0.2
                 if n < self.batch:
                     await _wait_any(stop, self._wake, self.poll_s)
                     self._wake.clear()
-            except Exception as exc:  # noqa: BLE001 - the broker is away: keep the outbox as the queue
+            except Exception as exc:  # noqa: BLE001 - the broker or the database is away: the outbox queues
+                if is_database_failure(exc):
+                    self.database_outage.failed(exc)
+                    self.status.last_error = self.database_outage.last_error
+                else:  # the connection may be half-dead: start afresh
+                    self.broker_outage.failed(exc)
+                    self.status.last_error = self.broker_outage.last_error
+                    await self._disconnect()
                 if not self.status.down_since_us:
                     self.status.down_since_us = now_us()
-                    log.warning("relay: broker unavailable (%s); events queue in the outbox", exc)
-                self.status.last_error = str(exc)[:500]
-                await self._disconnect()
                 await _wait_any(stop, None, backoff)
                 backoff = min(backoff * 2, 5.0)
         await self._disconnect()
+
+    def _recovered(self) -> None:
+        """A batch went through (or there was nothing to send): whatever was away is back."""
+        self.broker_outage.ok()
+        self.database_outage.ok()
+        self.status.down_since_us = 0
+        self.status.last_error = ""
 
 
 async def _wait_any(stop: asyncio.Event, wake: asyncio.Event | None, timeout: float) -> None:

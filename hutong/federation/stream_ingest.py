@@ -21,6 +21,7 @@ from hutong.federation.config import FederationConfig
 from hutong.federation.envelope import Envelope
 from hutong.federation.follow import stream_messages
 from hutong.federation.ingest import apply_envelopes, stream_position
+from hutong.federation.outage import Outage, is_database_failure
 from hutong.store import Store
 
 log = logging.getLogger("hutong.federation")
@@ -36,6 +37,9 @@ class StreamIngest:
         self.batch = batch
         self.status: dict = {"connected": False, "applied": 0, "refused": 0, "malformed": 0, "stream_seq": 0,
                              "last_error": "", "down_since_us": 0}
+        # Each logged once per outage, not per retry (hutong.federation.outage).
+        self.broker_outage = Outage(log, "province stream ingest: the shared broker", "cities' changes wait there")
+        self.database_outage = Outage(log, "province stream ingest: the database", "cities' changes wait in the stream")
 
     async def run(self, stop: asyncio.Event) -> None:
         from hutong.federation.uplink import _sleep
@@ -45,10 +49,11 @@ class StreamIngest:
             try:
                 await self._follow(stop)
             except Exception as exc:  # noqa: BLE001 - broker or database trouble: resume from the position
+                outage = self.database_outage if is_database_failure(exc) else self.broker_outage
+                outage.failed(exc)
                 if not self.status["down_since_us"]:
                     self.status["down_since_us"] = now_us()
-                    log.warning("province stream ingest interrupted (%s: %s)", type(exc).__name__, str(exc)[:200])
-                self.status.update(connected=False, last_error=f"{type(exc).__name__}: {str(exc)[:300]}")
+                self.status.update(connected=False, last_error=outage.last_error)
                 await _sleep(stop, backoff)
                 backoff = min(backoff * 2, 10.0)
 
@@ -59,9 +64,12 @@ class StreamIngest:
         try:
             js = nc.jetstream(timeout=5)
             await jetstream.ensure_stream(js, jetstream.stream_config(self.settings))
-            self.status.update(connected=True, down_since_us=0, last_error="")
+            self.broker_outage.ok()
+            self.status.update(connected=True, last_error="")
             while not stop.is_set():
                 start = await asyncio.to_thread(stream_position, self.store, NAME)
+                self.database_outage.ok()
+                self.status["down_since_us"] = 0
                 batch: list[Envelope] = []
                 heads: dict[str, tuple[int, int]] = {}
                 last = start

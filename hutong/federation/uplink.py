@@ -30,12 +30,12 @@ import logging
 import httpx
 
 from hutong.config import Settings
-from hutong.core.clock import now_us
 from hutong.federation import jetstream
 from hutong.federation.config import FederationConfig
 from hutong.federation.envelope import Envelope, up_subject
 from hutong.federation.identity import node_id
 from hutong.federation.ingest import replica_versions
+from hutong.federation.outage import Outage, is_database_failure
 from hutong.store import Store
 
 log = logging.getLogger("hutong.federation")
@@ -86,6 +86,9 @@ class Uplink:
                              "last_error": "", "down_since_us": 0}
         self._wake: asyncio.Event | None = None
         self._loop = None
+        # Each logged once per outage, not per retry (hutong.federation.outage).
+        self.link_outage = Outage(log, f"uplink to the province ({config.uplink})", "changes queue in the outbox")
+        self.database_outage = Outage(log, "uplink: the database", "nothing is sent until it is back")
 
     def wake(self) -> None:
         if self._wake is not None and self._loop is not None:
@@ -102,20 +105,24 @@ class Uplink:
                 else:
                     await self._run_jetstream(stop)
                 return
-            except Exception as exc:  # noqa: BLE001 - the link is down: the outbox queues, retry later
-                if not self.status["down_since_us"]:
-                    self.status["down_since_us"] = now_us()
-                    log.warning("uplink to the province unavailable (%s: %s); changes queue in the outbox",
-                                type(exc).__name__, str(exc)[:200])
-                self.status["connected"] = False
-                self.status["last_error"] = f"{type(exc).__name__}: {str(exc)[:300]}"
+            except Exception as exc:  # noqa: BLE001 - the link or the database is down: the outbox queues
+                if is_database_failure(exc):
+                    self.database_outage.failed(exc)
+                    self.status["last_error"] = self.database_outage.last_error
+                else:
+                    self.link_outage.failed(exc)
+                    self.status.update(connected=False, down_since_us=self.link_outage.since_us,
+                                       last_error=self.link_outage.last_error)
                 await _sleep(stop, backoff)
                 backoff = min(backoff * 2, 10.0)
 
     def _up(self) -> None:
-        if self.status["down_since_us"]:
-            log.info("uplink to the province restored after %.1f s", (now_us() - self.status["down_since_us"]) / 1e6)
+        """The province (or the broker) answered."""
+        self.link_outage.ok()
         self.status.update(connected=True, down_since_us=0, last_error="")
+
+    def _database_ok(self) -> None:
+        self.database_outage.ok()
 
     # ------------------------------------------------------------------ HTTPS
     def _headers(self) -> dict:
@@ -136,6 +143,7 @@ class Uplink:
             last_beat = 0.0
             while not stop.is_set():
                 envs, through = await asyncio.to_thread(select_up, self.store, self.config, scanned, self.batch)
+                self._database_ok()
                 loop_time = asyncio.get_running_loop().time()
                 if not envs and loop_time - last_beat < HEARTBEAT_S and through == scanned:
                     await _sleep(stop, 0.25, self._wake)
@@ -173,6 +181,7 @@ class Uplink:
             last_beat = 0.0
             while not stop.is_set():
                 envs, through = await asyncio.to_thread(select_up, self.store, self.config, scanned, self.batch)
+                self._database_ok()
                 loop_time = asyncio.get_running_loop().time()
                 if loop_time - last_beat >= HEARTBEAT_S:
                     hd = await asyncio.to_thread(head, self.store)

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from sqlalchemy import text
 
+from hutong.federation.outage import Outage, is_database_failure
 from hutong.store import Store
 
 log = logging.getLogger("hutong.federation")
@@ -132,12 +133,16 @@ class FederationWorker:
                 self.lock.release()
 
     async def _guard(self, name: str, task: Task) -> None:
+        outage = Outage(log, f"federation task {name}: the database", "the task restarts when it is back")
         while not self._stop.is_set():
             try:
                 await task(self._stop)
                 return
-            except Exception:  # noqa: BLE001 - one failing task must not stop the others
-                log.exception("federation task %s failed; restarting in %.0f s", name, self.RETRY_S)
+            except Exception as exc:  # noqa: BLE001 - one failing task must not stop the others
+                if is_database_failure(exc):  # once per outage, not per restart
+                    outage.failed(exc)
+                else:  # a defect: its traceback (RepeatFilter collapses repeats of it)
+                    log.exception("federation task %s failed; restarting in %.0f s", name, self.RETRY_S)
                 try:
                     await asyncio.wait_for(self._stop.wait(), self.RETRY_S)
                 except TimeoutError:

@@ -137,8 +137,13 @@ _STR = frozenset((str,))
 MAX_STRING = 1024 * 1024
 
 
+#: R4 2.1.0.2 (string): "Strings SHALL NOT contain Unicode character points below 32, except for
+#: u0009 (horizontal tab), u000D (carriage return) and u000A (line feed)".
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f]")
+
+
 def _nonempty_string(v: str) -> bool:  # JSON strings may never be empty in FHIR
-    return 0 < len(v) <= MAX_STRING
+    return 0 < len(v) <= MAX_STRING and _CONTROL.search(v) is None
 
 
 def _limited(fmt):
@@ -615,6 +620,10 @@ def _bad_primitive(el: _El, v, path: str, issues: list[Issue]) -> None:
         elif type(v) is str and len(v) > MAX_STRING:
             _err(issues, "too-long", f"{el.jname} is {len(v):,} characters long; FHIR strings may be at most "
                  f"{MAX_STRING:,} (send large content as an attachment or Binary)", path)
+        elif type(v) is str and _CONTROL.search(v) is not None:
+            char = _CONTROL.search(v).group()
+            _err(issues, "value", f"{el.jname} contains the control character U+{ord(char):04X}; FHIR strings "
+                 "may not contain characters below U+0020 other than tab, carriage return and line feed", path)
         else:
             _err(issues, "value", f"{shown!r} is not a valid {el.type} ({el.jname})", path)
     else:

@@ -132,7 +132,11 @@ class _UnionFind:
             p[x], x = root, p[x]
         return int(root)
 
-    def union(self, a: int, b: int, ids: dict[int, str] | None = None) -> None:
+    def union(self, a: int, b: int, ids: dict[int, str] | None = None,
+              apart: dict[int, set[int]] | None = None) -> None:
+        """Join the clusters of ``a`` and ``b`` unless they hold different valid resident IDs (``ids``: root →
+        ID) or a record of one was judged a different person from a record of the other (``apart``: root →
+        records it must not join)."""
         ra, rb = self.find(a), self.find(b)
         if ra == rb:
             return
@@ -140,10 +144,16 @@ class _UnionFind:
             ia, ib = ids.get(ra), ids.get(rb)
             if ia and ib and ia != ib:
                 return  # the two clusters hold different valid resident IDs: two people (twins, family)
+        if apart:
+            xa, xb = apart.get(ra), apart.get(rb)
+            if (xa and any(self.find(x) == rb for x in xa)) or (xb and any(self.find(x) == ra for x in xb)):
+                return  # parent and child, twins: joined only through a third record, kept apart
         lo, hi = min(ra, rb), max(ra, rb)
         self.parent[hi] = lo
         if ids is not None and ids.get(hi) and not ids.get(lo):
             ids[lo] = ids[hi]
+        if apart and hi in apart:
+            apart.setdefault(lo, set()).update(apart.pop(hi))
 
 
 def run(
@@ -180,16 +190,24 @@ def run(
     model.train_em(gamma)
     n = len(t)
     model.set_random_pair_prior(len(i), n * (n - 1) // 2 if split is None else split * (n - split), n)
-    prob = model.apply_rules(model.probability(gamma, tf), t, i, j, gamma)
+    raw = model.probability(gamma, tf)
+    prob = model.apply_rules(raw, t, i, j, gamma)
     timings["em_score_s"] = time.perf_counter() - t4
 
     t5 = time.perf_counter()
     uf = _UnionFind(n)
     valid_ids = {k: v for k, (v, ok) in enumerate(zip(t.col("id"), t.col("id_valid"), strict=True)) if ok}
+    # pairs that looked alike but that a household rule (or an ID conflict) judged two people: cannot-link
+    # constraints, so a placeholder record shared by twins never joins the two
+    apart: dict[int, set[int]] = {}
+    for k in np.flatnonzero((raw >= th.possible) & (prob <= th.twin_cap) & (prob < raw)).tolist():
+        a, b = int(i[k]), int(j[k])
+        apart.setdefault(a, set()).add(b)
+        apart.setdefault(b, set()).add(a)
     sel = np.flatnonzero(prob >= th.link)
     # strongest links first so the cluster structure is stable
     for k in sel[np.argsort(-prob[sel], kind="stable")].tolist():
-        uf.union(int(i[k]), int(j[k]), valid_ids)
+        uf.union(int(i[k]), int(j[k]), valid_ids, apart)
     record_ids: list[str] = []
     sources: list[str] = []
     for recs, src in tables:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import date
 from functools import lru_cache
 
 import numpy as np
@@ -161,7 +162,8 @@ def compare_name_zh(t: FeatureTable, i: np.ndarray, j: np.ndarray) -> Result:
     longer = np.fromiter((len(v) >= 3 for v in col), dtype=bool, count=len(col))
     fuzzy = rest & (fi == fj) & (fi >= 0)
     # one character wrong (typed a different character) but the surname agrees and the sound is near
-    one_char = rest & (lev <= 1) & same_fam & (jw >= 0.85)
+    # (three characters or more: in 李明 / 李亮 the one character is the whole given name)
+    one_char = rest & (lev <= 1) & same_fam & (jw >= 0.85) & longer[i] & longer[j]
     # the shared surname inflates whole-name similarity (zhang ming wei ~ zhang jian guo): the given names
     # must be alike as well
     gjw = _sim(t, "given_py", i, j, rest, JaroWinkler.normalized_similarity)
@@ -220,13 +222,33 @@ def compare_family(t: FeatureTable, i: np.ndarray, j: np.ndarray) -> Result:
 # --- dates, sex, ids, phones -------------------------------------------------------------------------------
 
 
+def _day_number(b: str) -> int:
+    if len(b) != 8:
+        return -1
+    try:
+        return date(int(b[:4]), int(b[4:6]), int(b[6:])).toordinal()
+    except ValueError:
+        return -1
+
+
+def _year(b: str) -> int:
+    return int(b[:4]) if len(b) >= 4 and b[:4].isdigit() else -1
+
+
+#: Month-days that a date made up from a stated age gets (1 January, 1 July) — or it is a year alone.
+_AGE_DAYS = ("0101", "0701")
+
+
 def compare_birth(t: FeatureTable, i: np.ndarray, j: np.ndarray) -> Result:
-    """Birth dates: exact / day-month transposed / one digit off or two adjacent swapped / same year / different."""
+    """Birth dates: exact / day-month transposed / one digit off or two adjacent swapped (year typos 1985/1986,
+    1985/1958 included) / within 60 days (a lunar birthday written as solar) / same year (or partial dates
+    agreeing) / age-derived (a year only or YYYY-01-01 / -07-01, a year apart) / different / a generation apart
+    (15+ years: parent and child)."""
     b, bsw = t.shared_codes("birth", "birth_sw")
     bi, bj = b[i], b[j]
     ok = (bi >= 0) & (bj >= 0)
     lv = np.full(len(i), -1, dtype=np.int8)
-    lv[ok] = 4
+    lv[ok] = 6
     col = t.col("birth")
     full = np.fromiter((len(v) == 8 for v in col), dtype=bool, count=len(col))
     both_full = ok & full[i] & full[j]
@@ -240,12 +262,21 @@ def compare_birth(t: FeatureTable, i: np.ndarray, j: np.ndarray) -> Result:
     y, _, _ = _both(t, "birth_year", i, j)
     yj = t.codes("birth_year")[j]
     same_year = ok & ~exact & (y == yj) & (y >= 0)
-    lv[same_year] = 3
+    day = _derived(t, "birth_day", _day_number, "birth")
+    near = rest & (day[i] >= 0) & (day[j] >= 0) & (np.abs(day[i] - day[j]) <= 60)
+    yr = _derived(t, "birth_y", _year, "birth")
+    gap = np.abs(yr[i] - yr[j])
+    made_up = _derived(t, "birth_age", lambda v: 1 if len(v) in (4, 6) or v[4:] in _AGE_DAYS else 0, "birth")
+    age_derived = ok & ~exact & (gap <= 1) & ((made_up[i] == 1) | (made_up[j] == 1))
+    lv[ok & (yr[i] >= 0) & (yr[j] >= 0) & (gap >= 15)] = 7
+    lv[age_derived] = 5
+    lv[same_year] = 4
+    lv[near] = 3
     lv[rest & (dl <= 1)] = 2
     lv[swapped] = 1
     lv[exact & both_full] = 0
     # partial dates (year or year-month only) that agree say as much as "same year"
-    lv[exact & ~both_full] = 3
+    lv[exact & ~both_full] = 4
     return lv, None
 
 
@@ -400,8 +431,8 @@ NAME_ZH = Comparison("name", ("exact", "homophone_or_variant", "close", "similar
                      compare_name_zh, ("name",), tf_levels=(0, 1))
 GIVEN = Comparison("given", ("exact", "jw92", "jw80_or_soundex", "different"), compare_given, ("given",), (0,))
 FAMILY = Comparison("family", ("exact", "jw92", "jw80_or_soundex", "different"), compare_family, ("family",), (0,))
-BIRTH = Comparison("birth_date", ("exact", "day_month_swapped", "one_digit", "same_year", "different"),
-                   compare_birth, ("birth",))
+BIRTH = Comparison("birth_date", ("exact", "day_month_swapped", "one_digit", "within_60_days", "same_year",
+                                  "age_derived", "different", "generation_apart"), compare_birth, ("birth",))
 SEX = Comparison("gender", ("same", "different"), compare_sex, ("sex",))
 ID = Comparison("id_number", ("exact", "typo_check_digit", "near", "different"), compare_id, ("id",))
 PHONE = Comparison("phone", ("exact", "one_digit_or_tail", "different"), compare_phone, ("phone",), (0,))
@@ -413,8 +444,12 @@ POSTCODE = Comparison("postcode", ("exact", "one_digit", "different"), _exact_or
 CITY = Comparison("city", ("exact", "jw90", "different"), compare_city, ("city",), (0,))
 STATE = Comparison("state", ("same", "different"), _exact("state"), ("state",))
 IDENTIFIER = Comparison("identifier", ("same", "different"), _exact("identifier"), ("identifier",))
+#: A parent's resident ID on a child's record (see :func:`hutong.mpi.features.is_guardian_id`): shared by the
+#: child's records, but by its siblings' too, so it weighs like a household phone, never like an ID.
+GUARDIAN = Comparison("guardian_id", ("same", "different"), _exact("guardian_id"), ("guardian_id",))
 
-ALL = (NAME_ZH, GIVEN, FAMILY, BIRTH, SEX, ID, PHONE, ADDRESS, ADDRESS_CODE, POSTCODE, CITY, STATE, IDENTIFIER)
+ALL = (NAME_ZH, GIVEN, FAMILY, BIRTH, SEX, ID, PHONE, ADDRESS, ADDRESS_CODE, POSTCODE, CITY, STATE, IDENTIFIER,
+       GUARDIAN)
 BY_NAME = {c.name: c for c in ALL}
 
 
@@ -428,15 +463,17 @@ def choose_comparisons(t: FeatureTable, *, min_filled: float = 0.02) -> list[Com
         out.append(NAME_ZH)
     elif named > 0:
         out += [GIVEN, FAMILY]
-    for c in (BIRTH, SEX, ID, PHONE, ADDRESS, ADDRESS_CODE, POSTCODE, CITY, STATE, IDENTIFIER):
-        if all(t.filled(n) >= min_filled for n in c.needs):
+    for c in (BIRTH, SEX, ID, PHONE, ADDRESS, ADDRESS_CODE, POSTCODE, CITY, STATE, IDENTIFIER, GUARDIAN):
+        # a guardian's ID is on children's records only (~1 in 100): rare by nature, still worth its weight
+        least = min_filled / 20 if c is GUARDIAN else min_filled
+        if all(t.filled(n) >= least for n in c.needs):
             out.append(c)
     return out
 
 
 def online_comparisons() -> list[Comparison]:
     """Full comparison set for the online index (Chinese names; Latin names fall back to pinyin similarity)."""
-    return [NAME_ZH, BIRTH, SEX, ID, PHONE, ADDRESS, ADDRESS_CODE, POSTCODE, CITY, STATE, IDENTIFIER]
+    return [NAME_ZH, BIRTH, SEX, ID, PHONE, ADDRESS, ADDRESS_CODE, POSTCODE, CITY, STATE, IDENTIFIER, GUARDIAN]
 
 
 _SHARED: dict = {}

@@ -20,14 +20,15 @@ from hutong.mpi import names
 #: Input fields understood by the matcher (batch CSV mapping, FHIR Patient extraction).
 FIELDS = (
     "record_id", "name", "family", "given", "gender", "birth_date", "id_number", "identifier",
-    "phone", "address", "address_code", "postcode", "city", "state",
+    "phone", "address", "address_code", "postcode", "city", "state", "source",
 )
 
 #: Feature columns produced by :func:`normalize_record`.
 FEATURES = (
     "cjk", "name", "family", "given", "name_py", "name_fpy", "name_shape", "family_py", "given_py",
     "family_sx", "given_sx", "birth", "birth_sw", "birth_year", "sex", "id", "id_valid", "id_checkable",
-    "phone", "address", "address_code", "postcode", "city", "state", "identifier", "placeholder",
+    "phone", "address", "address_code", "postcode", "city", "state", "identifier", "placeholder", "guardian_id",
+    "source",
 )
 
 #: Features whose values are term-frequency counted (batch: over the file; online: over the whole index).
@@ -104,6 +105,23 @@ def normalize_id(value: str) -> tuple[str, bool, bool]:
     return v, valid, checkable
 
 
+def is_guardian_id(id18: str, birth: str) -> bool:
+    """True when a valid resident ID cannot be this record's own: the birth date it encodes is 12+ years from
+    the record's birth date (``YYYY…``), and not by one mistyped or swapped digit of the year on an otherwise
+    identical date (1985-03-04 / 1958-03-04 is a typo, not a parent). Registration desks put a parent's ID on a
+    child's (and a newborn's) record."""
+    id_birth = id18[6:14]
+    if not id_birth.isdigit() or len(birth) < 4 or not birth[:4].isdigit():
+        return False
+    gap = abs(int(id_birth[:4]) - int(birth[:4]))
+    if gap < 12:
+        return False
+    ya, yb = id_birth[:4], birth[:4]
+    one_edit = sum(x != y for x, y in zip(ya, yb, strict=True)) == 1 or any(
+        ya == yb[:k] + yb[k + 1] + yb[k] + yb[k + 2:] for k in range(3))
+    return not (one_edit and len(birth) == 8 and birth[4:] == id_birth[4:])
+
+
 def normalize_address(value: str) -> str:
     """Address text folded for comparison: width, simplified characters, Chinese digits, no punctuation."""
     value = names.fold_width(value or "").lower()
@@ -137,7 +155,8 @@ def _name_features(full: str, fam: str, giv: str) -> tuple[str, ...]:
     if names.is_placeholder_name(text):
         # 张丽之子, 新生儿, 无名氏: the name is not the person's (a baby's first record, an unknown patient).
         # Left out of the comparison, so that a mother's name never links her baby to her.
-        f["placeholder"] = "1"
+        # kept folded (王丽之子一 ≠ 王丽之子二: numbered twins), so two placeholders can be told apart
+        f["placeholder"] = re.sub(r"\s+", "", names.to_simplified(names.fold_width(text))) or "1"
         text = ""
     if text and names.has_cjk(text):
         n = names.normalize_cjk_name(text)
@@ -194,6 +213,11 @@ def normalize_record(raw: dict) -> dict:
     idv, valid, checkable = normalize_id(_get(raw, "id_number"))
     f["id"], f["id_valid"], f["id_checkable"] = idv, "1" if valid else "", "1" if checkable else ""
     birth = _parse_birth_cached(_get(raw, "birth_date"))
+    f["guardian_id"] = ""
+    if valid and birth and is_guardian_id(idv, birth):
+        # a child registered with a parent's ID: evidence of the guardian, not of who this is
+        f["guardian_id"], idv, valid, checkable = idv, "", False, False
+        f["id"], f["id_valid"], f["id_checkable"] = "", "", ""
     if not birth and valid:
         bd = ids.resident_id_birth_date(idv)
         birth = bd.strftime("%Y%m%d") if isinstance(bd, date) else ""
@@ -212,6 +236,8 @@ def normalize_record(raw: dict) -> dict:
     f["city"] = _city_cached(_get(raw, "city"))
     f["state"] = _state_cached(_get(raw, "state"))
     f["identifier"] = re.sub(r"\s+", "", _get(raw, "identifier")).upper()
+    # the institution that registered the record: twins' placeholder records come from one birth hospital
+    f["source"] = _get(raw, "source")
     return f
 
 

@@ -9,6 +9,7 @@ that value is (term-frequency adjustment: a shared 王伟 says less than a share
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -36,6 +37,9 @@ class Thresholds:
     #: agreeing resident ID, phone, address or other identifier. Below ``certain``, so such a pair (two 王伟
     #: born the same day) goes to review instead of being linked automatically. 1.0 switches the rule off.
     uncorroborated_cap: float = 0.985
+    #: Highest probability for two records with different given names (or two newborn placeholders) and no
+    #: agreeing resident ID, whatever else they share: twins. Below ``link``, so such a pair is reviewed.
+    twin_cap: float = 0.85
 
     def grade(self, p: float) -> str:
         """The HL7 match grade for probability ``p``."""
@@ -46,6 +50,22 @@ class Thresholds:
         if p >= self.possible:
             return "possible"
         return "certainly-not"
+
+
+_ORDER = {"一": "1", "二": "2", "三": "3", "大": "1", "小": "2", "甲": "1", "乙": "2", "长": "1", "次": "2"}
+
+
+def _birth_order(placeholder: str) -> str:
+    """The birth order a desk gave twins' placeholders (王丽之子一, 新生儿2, 王丽之长女 → "1"…), or ""."""
+    if not placeholder or placeholder == "1":
+        return ""
+    last = placeholder[-1]
+    if last.isdigit():
+        return last
+    if last in "一二三甲乙":
+        return _ORDER[last]
+    m = re.search(r"之([长次大小])[子女]", placeholder)
+    return _ORDER[m.group(1)] if m else ""
 
 
 def _monotone(m: np.ndarray, u: np.ndarray) -> np.ndarray:
@@ -182,7 +202,9 @@ class Model:
     def _diverged(self, m: list[np.ndarray]) -> bool:
         """Implausible for true matches: most of them disagreeing completely on name or birth date."""
         for k, name in enumerate(self.comparisons):
-            if name in ("name", "birth_date", "id_number") and m[k][-1] > 0.3:
+            # birth dates: "different" and "a generation apart" both count as disagreeing completely
+            worst = m[k][-2:].sum() if name == "birth_date" and len(m[k]) > 5 else m[k][-1]
+            if name in ("name", "birth_date", "id_number") and worst > 0.3:
                 return True
         return False
 
@@ -299,20 +321,7 @@ class Model:
             conflict = id_conflict(t, i, j)
             p = np.where(conflict, np.minimum(p, th.id_conflict_cap), p)
         if gamma is not None and len(p):
-            # Phone, address, postcode are shared by a household: father and son at one address with one
-            # phone are two people. Name and birth date both disagreeing outright (and no agreeing ID) caps it.
-            col = {n: gamma[:, k] for k, n in enumerate(self.comparisons)}
-            if "birth_date" in col and ("name" in col or "given" in col):
-                birth_off = col["birth_date"] == 4
-                # a missing name counts too: a newborn's placeholder record (王丽之子) shares its mother's and
-                # siblings' phone and address, never their birth date
-                if "name" in col:
-                    name_off = (col["name"] >= 4) | (col["name"] < 0)
-                else:
-                    name_off = ((col["given"] == 3) | (col["given"] < 0)) & (
-                        (col.get("family", col["given"]) == 3) | (col.get("family", col["given"]) < 0))
-                id_ok = np.isin(col["id_number"], (0, 1)) if "id_number" in col else np.zeros(len(p), dtype=bool)
-                p = np.where(birth_off & name_off & ~id_ok, np.minimum(p, th.id_conflict_cap), p)
+            p = self._household_rules(p, t, i, j, gamma)
         if gamma is not None and th.uncorroborated_cap < 1.0 and len(p):
             backed = np.zeros(len(p), dtype=bool)
             for name, good in (("id_number", (0, 1)), ("phone", (0, 1)), ("address", (0, 1)), ("identifier", (0,))):
@@ -324,6 +333,68 @@ class Model:
             lo, cap = th.probable, th.uncorroborated_cap
             squeeze = ~backed & (p > lo)
             p = np.where(squeeze, lo + (p - lo) * (cap - lo) / (1.0 - lo), p)
+        return p
+
+    def _household_rules(self, p: np.ndarray, t: FeatureTable, i: np.ndarray, j: np.ndarray,
+                         gamma: np.ndarray) -> np.ndarray:
+        """A household shares phone, address, postcode, often a surname and (on a child's record) a parent's ID:
+        those fields alone never make two members one person.
+
+        - name (similar only, family-only, different or missing) *and* birth date (different) both disagreeing, with no
+          agreeing resident ID: spouses, siblings, a newborn's placeholder record (王丽之子) and its family;
+        - Chinese names: birth dates a generation apart (15+ years, not a one-digit typo) with names that are
+          not the same: parent and child, whatever ID they share (a child under a parent's ID);
+        - Chinese names: different given names with no agreeing ID but a shared phone, address or guardian ID
+          stay below the link threshold (:attr:`Thresholds.twin_cap`): twins share everything else; two
+          placeholders numbered apart (王丽之子一 / 王丽之子二) or registered by one institution are two babies.
+        """
+        th = self.thresholds
+        col = {n: gamma[:, k] for k, n in enumerate(self.comparisons)}
+        if "birth_date" not in col or not ("name" in col or "given" in col):
+            return p
+        bl = col["birth_date"]
+        n_birth = len(self.comps[self.comparisons.index("birth_date")].levels)
+        generation = bl == 7 if n_birth > 7 else np.zeros(len(p), dtype=bool)
+        birth_off = bl >= n_birth - 2 if n_birth > 7 else bl == n_birth - 1
+        if "name" in col:
+            nl = col["name"]
+            # a missing name counts too: a newborn's placeholder record shares its mother's and siblings' phone
+            # and address, never their birth date
+            # "similar" counts as well: 李明 / 李亮 are alike in pinyin, and with birth dates years apart are
+            # brothers, not one person typed twice
+            name_off = (nl >= 3) | (nl < 0)
+            name_same = (nl >= 0) & (nl <= 1)
+        else:
+            g, f = col["given"], col.get("family", col["given"])
+            name_off = ((g == 3) | (g < 0)) & ((f == 3) | (f < 0))
+            name_same = np.isin(g, (0, 1)) & np.isin(f, (0, 1))
+        id_ok = np.isin(col["id_number"], (0, 1)) if "id_number" in col else np.zeros(len(p), dtype=bool)
+        family = birth_off & name_off & ~id_ok
+        if "name" in col:
+            family |= generation & ~name_same
+        p = np.where(family, np.minimum(p, th.id_conflict_cap), p)
+        if "name" in col:
+            ph = t.col("placeholder")
+            both_ph = np.fromiter((bool(ph[a]) and bool(ph[b]) for a, b in zip(i.tolist(), j.tolist(), strict=True)),
+                                  dtype=bool, count=len(i))
+            # "on the shared fields alone": a household phone, address or guardian ID agreeing
+            shared = np.zeros(len(p), dtype=bool)
+            for name, good in (("phone", (0, 1)), ("address", (0, 1)), ("guardian_id", (0,))):
+                if name in col:
+                    shared |= np.isin(col[name], good)
+            twin_like = (nl >= 4) & ~id_ok & shared
+            p = np.where(twin_like, np.minimum(p, th.twin_cap), p)
+            if both_ph.any():
+                # two placeholders are two babies when numbered apart (王丽之子一 / 二), or when one institution
+                # registered both (a birth hospital opens one record per newborn: twins); from two
+                # institutions they are usually one baby seen twice in its first weeks
+                order = [_birth_order(v) for v in ph]
+                src = t.col("source")
+                differ = np.fromiter((bool(order[a]) and bool(order[b]) and order[a] != order[b]
+                                      or bool(src[a]) and src[a] == src[b]
+                                      for a, b in zip(i.tolist(), j.tolist(), strict=True)), dtype=bool, count=len(i))
+                differ &= both_ph
+                p = np.where(differ & ~id_ok, np.minimum(p, th.id_conflict_cap), p)
         return p
 
     # --- persistence -------------------------------------------------------------------------------------

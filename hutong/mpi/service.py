@@ -61,6 +61,8 @@ def patient_raw(patient: dict) -> dict:
             raw["family"], raw["given"] = family, given
         elif n.get("text"):
             raw["name"] = n["text"]
+    org = (patient.get("managingOrganization") or {}) if isinstance(patient.get("managingOrganization"), dict) else {}
+    raw["source"] = org.get("reference") or ((patient.get("meta") or {}).get("source") or "")
     raw["gender"] = patient.get("gender") or ""
     raw["birth_date"] = patient.get("birthDate") or ""
     for ident in patient.get("identifier") or []:

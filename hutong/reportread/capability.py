@@ -1,12 +1,14 @@
 """Lab-report interpretation and critical values as a capability of the node."""
 
-from hutong.capability import Capability, Consumer
-from hutong.reportread import cli, critical, routes, tables
+from hutong.capability import Capability, Consumer, NavEntry
+from hutong.reportread import cli, critical, pages, routes, tables
 
 CAPABILITY = Capability(
     name="reportread",
     summary="报告解读 lab-report interpretation (WS/T 404/405 intervals, UCUM) and critical values (危急值)",
-    routers=[routes.router],
+    routers=[routes.router, pages.router],
+    # The resident reaches /portal/reports from the results page (the phone's tab bar has room for few).
+    nav=[NavEntry("doctor", "/workstation/critical", "危急值", "reportread.critical.read", order=20)],
     consumers=[Consumer(critical.CONSUMER, critical.consume, frozenset({"Observation"}))],
     cli=cli.register,
     startup=routes.startup,

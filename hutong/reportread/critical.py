@@ -115,7 +115,8 @@ def recipients(tx, obs: dict) -> tuple[str | None, str | None, str | None]:
     return exists(doctor), exists(institution), exists(department)
 
 
-def _text(analyte: str, value: float, unit: str, direction: str, threshold: float) -> str:
+def describe(analyte: str, value: float, unit: str, direction: str, threshold: float) -> str:
+    """The message of a critical-value alert (Chinese: it goes to the doctor)."""
     from hutong.reportread.catalog import analytes
 
     sign = "<" if direction == "critical-low" else ">"
@@ -151,7 +152,7 @@ def _raise(tx, tenant: str, obs: dict, obs_ref: str, found, ack_minutes: int) ->
     patient = (obs.get("subject") or {}).get("reference")
     patient = patient if patient and _read(tx, patient) is not None else None
     now = now_us()
-    text = _text(analyte, value, unit, direction, threshold)
+    text = describe(analyte, value, unit, direction, threshold)
     previous_tenant = tx.tenant
     tx.tenant = tenant  # the alert belongs to the tenant of the result
     try:
@@ -268,7 +269,7 @@ def escalate_overdue(store, at_us: int | None = None) -> list[str]:
             if claimed.rowcount != 1:
                 continue  # acknowledged or escalated by another worker meanwhile
             minutes = round((at - row.created_us) / 60e6)
-            text = (f"危急值超时未确认（已 {minutes} 分钟）：{_text(row.analyte, row.value, row.unit, row.direction, row.threshold)}"
+            text = (f"危急值超时未确认（已 {minutes} 分钟）：{describe(row.analyte, row.value, row.unit, row.direction, row.threshold)}"
                     f"原通知对象：{row.doctor or '未知医生'}。请科室立即处理。")
             recipient = [{"reference": r} for r in dict.fromkeys((row.department, row.institution)) if r]
             comm = {"resourceType": "Communication", "status": "in-progress", "priority": "stat",

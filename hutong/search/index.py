@@ -16,7 +16,7 @@ from sqlalchemy import and_, case, delete, false, func, literal, or_, select, tu
 
 from hutong.core.clock import instant_now
 from hutong.core.errors import FhirError, Issue, operation_outcome
-from hutong.search import linked
+from hutong.search import linked, near
 from hutong.search.extract import extract
 from hutong.search.params import RESULT_PARAMS, Registry, registry
 from hutong.search.query import Part, Planner, UnknownParam, bad, pcond, split_values
@@ -249,6 +249,10 @@ class SearchIndex:
             if res_type is None:
                 raise bad("a compartment search needs a resource type")
             extra = self._compartment_part(res_type, compartment)
+        raw_near = near.applies(res_type, filters, opts)
+        if raw_near is not None:  # IHE mCSD Location Distance: sorted by distance, distance on each entry
+            return near.distance_search(self, tx, res_type, params, filters, opts, raw_near, base_url=base_url,
+                                        strict=strict, issues=issues, compartment=compartment, extra=extra)
         plan = self._conditions(res_type, types, filters, strict, base_url, issues, extra)
         conds, driven = plan.conds, plan.driven
 

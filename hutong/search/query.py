@@ -507,20 +507,13 @@ class Planner:
                 conds.append(num_cond(t.c.c3_lo, t.c.c3_hi, prefix, q, ql, qh))
         return and_(*conds)
 
-    def near_cond(self, raw: str, name: str, t=sp_composite):
-        """``near=lat|long|distance|units`` (km default; equirectangular approximation)."""
-        parts = [unescape(p) for p in split_escaped(raw, "|")]
-        try:
-            lat, lon = float(parts[0]), float(parts[1])
-            dist = float(parts[2]) if len(parts) > 2 and parts[2] else 10.0
-        except (ValueError, IndexError):
-            raise bad(f"invalid near value {raw!r}: latitude|longitude|distance|units", name) from None
-        units = parts[3] if len(parts) > 3 and parts[3] else "km"
-        km = {"km": 1.0, "m": 0.001, "[mi_i]": 1.609344, "mi": 1.609344}.get(units)
-        if km is None:
-            raise bad(f"unsupported distance unit {units!r} for near", name)
-        deg = dist * km / 111.195
-        coslat = max(math.cos(math.radians(lat)), 1e-6)
+    def near_cond(self, raw: str, name: str, t=sp_composite, widen: float = 1.0):
+        """``near=lat|long|distance|units`` (km default; equirectangular approximation). ``widen`` > 1
+        makes it a slightly larger prefilter for an exact great-circle check afterwards (``near.py``)."""
+        lat, lon, km, _value, _units = parse_near(raw, name)
+        deg = km * widen / 111.195
+        coslat = max(math.cos(math.radians(min(89.9, abs(lat) + deg))), 1e-6) if widen > 1 else max(
+            math.cos(math.radians(lat)), 1e-6)
         dy = t.c.c2_lo - lat
         dx = (t.c.c3_lo - lon) * coslat
         return and_(
@@ -558,6 +551,28 @@ class Planner:
         agg = func.max(t.c[col]) if desc else func.min(t.c[col])
         sub = select(agg).where(t.c.res_type == r.c.res_type, t.c.res_id == r.c.res_id, pcond(t, p))
         return sub.scalar_subquery(), default
+
+
+#: ``near`` distance units (UCUM codes, plus ``mi``) in kilometres.
+NEAR_UNITS = {"km": 1.0, "m": 0.001, "[mi_i]": 1.609344, "mi": 1.609344}
+
+
+def parse_near(raw: str, name: str = "near") -> tuple[float, float, float, float, str]:
+    """``lat|long|distance|units`` → (lat, lon, distance in km, distance as given, units); the distance
+    defaults to 10 and the units to ``km`` (R4 Location ``near``)."""
+    parts = [unescape(p) for p in split_escaped(raw, "|")]
+    try:
+        lat, lon = float(parts[0]), float(parts[1])
+        dist = float(parts[2]) if len(parts) > 2 and parts[2] else 10.0
+    except (ValueError, IndexError):
+        raise bad(f"invalid near value {raw!r}: latitude|longitude|distance|units", name) from None
+    if not (-90 <= lat <= 90 and -180 <= lon <= 180) or not math.isfinite(dist) or dist < 0:
+        raise bad(f"invalid near value {raw!r}: latitude −90…90, longitude −180…180, distance ≥ 0", name)
+    units = parts[3] if len(parts) > 3 and parts[3] else "km"
+    km = NEAR_UNITS.get(units)
+    if km is None:
+        raise bad(f"unsupported distance unit {units!r} for near", name)
+    return lat, lon, dist * km, dist, units
 
 
 @dataclass

@@ -27,6 +27,25 @@ class VariationRates:
     address_rewrite: float = 0.15  # abbreviated / reordered address text, codes kept only sometimes
     birthdate_swap: float = 0.005  # day and month swapped
     newborn_placeholder: float = 0.9  # a baby's first record within 60 days of birth: 王丽之子, no ID
+    # The household-rich error model (issue 14). All 0 by default, so the default province is unchanged;
+    # ``VariationRates.household()`` gives the rates of the second error model (docs/simulation.md).
+    twins: float = 0.0  # a household's child (or newborn) is one of twins: same birth date, parents, phone, address
+    guardian_id: float = 0.0  # a child's (< 16) record carries a parent's resident ID instead of its own / none
+    relative_phone: float = 0.0  # the record carries another household member's phone (son's phone for a parent)
+    newborn_generic_name: float = 0.0  # the placeholder is generic (新生儿, 宝宝, 男婴, 张宝宝) rather than 王丽之子
+    birth_year_typo: float = 0.0  # one digit of the birth year mistyped (1985 → 1986, 1975, 1958)
+    birth_from_age: float = 0.0  # date derived from a stated age: YYYY-01-01, YYYY-07-01 or the year only
+    birth_lunar: float = 0.0  # the lunar-calendar birthday written as if solar (20–50 days off)
+    address_hospital_default: float = 0.0  # the hospital's own address (the desk's default) instead of the home
+    address_missing: float = 0.0  # no address recorded
+
+    @classmethod
+    def household(cls) -> VariationRates:
+        """The second, household-rich error model (families, twins, guardians' IDs and phones, placeholder
+        newborn names, year typos, age-derived dates, hospital-default addresses) on top of the defaults."""
+        return cls(twins=0.04, guardian_id=0.12, relative_phone=0.10, newborn_generic_name=0.4,
+                   birth_year_typo=0.02, birth_from_age=0.04, birth_lunar=0.02, address_hospital_default=0.06,
+                   address_missing=0.05, id_missing=0.12, phone_new=0.10)
 
 
 @dataclass(frozen=True)

@@ -288,6 +288,14 @@ class Simulation:
             text = p.mother_name + ("之子" if p.sex == "male" else "之女")
             family, given, rid, placeholder = p.family, None, None, True
             applied.append("newborn_placeholder")
+            if v.newborn_generic_name and rng.random() < v.newborn_generic_name:
+                text = rng.choice(("新生儿", "宝宝", "男婴" if p.sex == "male" else "女婴", p.family + "宝宝", "婴儿"))
+                applied.append("newborn_generic_name")
+            if p.twin_order and v.twins and rng.random() < 0.5:
+                text += "一二"[p.twin_order - 1]  # 王丽之子一 / 新生儿二: the desk numbers twins, or does not
+            if v.guardian_id and rng.random() < v.guardian_id:
+                rid = p.guardian_rid  # the mother's ID on the baby's record
+                applied.append("guardian_id")
         else:
             if rng.random() < v.name_homophone:
                 alt = names.homophone_variant(rng, text)
@@ -320,10 +328,15 @@ class Simulation:
                     i = rng.choice(cands)
                     rid = rid[:i] + rid[i + 1] + rid[i] + rid[i + 2:]
                     applied.append("id_transposition")
+            if (v.guardian_id and p.guardian_rid and (when.date() - p.birth).days < 16 * 365
+                    and rng.random() < v.guardian_id):
+                rid = p.guardian_rid  # a child registered with a parent's resident ID
+                applied.append("guardian_id")
         birth = p.birth.isoformat()
         if p.birth.day <= 12 and p.birth.day != p.birth.month and rng.random() < v.birthdate_swap:
             birth = f"{p.birth.year}-{p.birth.day:02d}-{p.birth.month:02d}"
             applied.append("birthdate_swap")
+        birth = self._birth_errors(rng, p, when, birth, applied)
         phone: str | None = p.phone
         r = rng.random()
         if r < v.phone_missing:
@@ -332,7 +345,10 @@ class Simulation:
         elif r < v.phone_missing + v.phone_new:
             phone = PersonFactory.phone(rng)
             applied.append("phone_new")
-        addr = self._address(rng, p, applied)
+        if phone and p.relative_phone and v.relative_phone and rng.random() < v.relative_phone:
+            phone = p.relative_phone
+            applied.append("relative_phone")
+        addr = self._address(rng, p, applied, org)
         name = {"use": "official", "text": text, "family": family}
         if given:
             name["given"] = [given]
@@ -343,6 +359,8 @@ class Simulation:
         if rid:
             ident.append({"use": "official", "type": {"coding": [{"system": S.V2_0203, "code": "NNCHN"}]},
                           "system": S.RESIDENT_ID, "value": rid})
+        if addr is None:
+            addr = {}
         res = {
             "resourceType": "Patient",
             "id": pid,
@@ -354,7 +372,7 @@ class Simulation:
             "name": [name],
             "gender": p.sex,
             "birthDate": birth,
-            "address": [addr],
+            "address": [addr] if addr else [],
             "managingOrganization": {"reference": f"Organization/{org.id}"},
         }
         if phone:
@@ -363,7 +381,45 @@ class Simulation:
         self.t_src.writerow((pid, p.id, org.id, when.date().isoformat(), ";".join(applied)))
         return pid
 
-    def _address(self, rng: random.Random, p: Person, applied: list[str]) -> dict:
+    def _birth_errors(self, rng: random.Random, p: Person, when: datetime, birth: str, applied: list[str]) -> str:
+        """The household-rich error model's date errors (each rate 0 by default: no random draw then)."""
+        v = self.cfg.variation
+        b = p.birth
+        if v.birth_year_typo and rng.random() < v.birth_year_typo:
+            y = str(b.year)
+            k = rng.choice((2, 3, 3))
+            if k == 2 and y[2] != y[3] and rng.random() < 0.5:
+                y2 = y[:2] + y[3] + y[2]  # 1985 → 1958
+            else:
+                y2 = y[:k] + str((int(y[k]) + rng.choice((1, 9))) % 10) + y[k + 1:]
+            if int(y2) <= when.year:
+                applied.append("birth_year_typo")
+                return y2 + birth[4:]
+        if v.birth_from_age and (when.date() - b).days > 3 * 365 and rng.random() < v.birth_from_age:
+            age = when.year - b.year - (1 if (when.month, when.day) < (b.month, b.day) else 0)
+            y = when.year - age - (1 if rng.random() < 0.5 else 0)  # "45 岁": this year or last year's birthday
+            applied.append("birth_from_age")
+            return rng.choice((f"{y}-01-01", f"{y}-07-01", str(y)))
+        if v.birth_lunar and rng.random() < v.birth_lunar:
+            # the lunar birthday (正月初八) written as a solar date: 20–50 days too early
+            d = b - timedelta(days=rng.randint(20, 50))
+            applied.append("birth_lunar")
+            return d.isoformat()
+        return birth
+
+    def _hospital_address(self, org: Org) -> dict:
+        """The institution's own location (its Organization address), which some desks' systems fill in when
+        the patient's address is not given: shared by every such patient of that institution."""
+        return {"use": "home", "text": dv.full_name(org.division), "country": "CN"}
+
+    def _address(self, rng: random.Random, p: Person, applied: list[str], org: Org | None = None) -> dict | None:
+        v = self.cfg.variation
+        if v.address_missing and rng.random() < v.address_missing:
+            applied.append("address_missing")
+            return None
+        if org is not None and v.address_hospital_default and rng.random() < v.address_hospital_default:
+            applied.append("address_hospital_default")
+            return self._hospital_address(org)
         anc = dv.ancestors(p.village)
         nm = [(dv.division_name(c) or "").replace("村委会", "村").replace("居委会", "") for c in anc]
         if rng.random() < self.cfg.variation.address_rewrite:

@@ -59,6 +59,11 @@ class Person:
     line: str
     mother_name: str = ""
     chronic: tuple[str, ...] = ()
+    # Household links the registration desks use (the household-rich error model, issue 14): a parent's
+    # resident ID for a child, another member's phone, and the birth order of a twin (1, 2; 0 = no twin).
+    guardian_rid: str = ""
+    relative_phone: str = ""
+    twin_order: int = 0
     prefs: dict = field(default_factory=dict)
 
     @property
@@ -145,6 +150,22 @@ class PersonFactory:
         self.n += 1
         return p
 
+    def _twin(self, rng: random.Random, first: Person) -> Person:
+        """The second of twins: same birth date, birth county, parents, phone and address; own given name and
+        a resident ID with the next free sequence number of that day (what the 派出所 issues to twins)."""
+        sex = first.sex if rng.random() < 0.6 else ("female" if first.sex == "male" else "male")
+        seq = int(first.rid[14:17])
+        # odd sequence numbers are men's; +250 pairs keeps clear of the day's other numbers in this scheme
+        seq2 = ((seq // 2 + 250) % 500) * 2 + (1 if sex == "male" else 0)
+        first17 = f"{first.rid[:14]}{seq2:03d}"
+        t = Person(self.n, "", first.household, first.family, names.given_name(rng, sex, first.birth.year, first.eth),
+                   sex, first.birth, first.birth_county, first17 + resident_id_check_char(first17), first.eth,
+                   first.phone, first.village, first.line, mother_name=first.mother_name,
+                   guardian_rid=first.guardian_rid)
+        self.n += 1
+        first.twin_order, t.twin_order = 1, 2
+        return t
+
     def household(self, hh: int) -> list[Person]:
         """One household (1-6 people) living at one address; members share the address, children the phone."""
         rng = random.Random(self.cfg.seed * 1_000_003 + hh)
@@ -186,14 +207,20 @@ class PersonFactory:
                                    family=husband.family if rng.random() < 0.95 else wife.family)
                 if y0 - ky < 16:
                     kid.phone = wife.phone if rng.random() < 0.7 else husband.phone
+                kid.guardian_rid = wife.rid if kid.phone == wife.phone else husband.rid
                 out.append(kid)
+                if self.cfg.variation.twins and rng.random() < self.cfg.variation.twins:
+                    out.append(self._twin(rng, kid))
             # Babies born during the simulated years (their first records arrive as 王丽之子).
             if 20 <= mother_age <= 40 and rng.random() < 0.18:
                 by = rng.randint(y0, y0 + self.cfg.years - 1)
                 baby = self._person(rng, hh, home, line, eth, "male" if rng.random() < 0.51 else "female", by,
                                     family=husband.family, phone=wife.phone)
                 baby.mother_name = wife.name
+                baby.guardian_rid = wife.rid
                 out.append(baby)
+                if self.cfg.variation.twins and rng.random() < self.cfg.variation.twins:
+                    out.append(self._twin(rng, baby))
         if kind == "three_gen":
             gy = husband.birth.year - rng.randint(22, 32)
             if y0 - gy <= 95:
@@ -204,6 +231,10 @@ class PersonFactory:
                 if y0 - gy > 75 and rng.random() < 0.4:
                     g.phone = husband.phone
                 out.append(g)
+        if self.cfg.variation.relative_phone and len(out) > 1:
+            for k, p in enumerate(out):
+                others = [q.phone for q in out[:k] + out[k + 1:] if q.phone != p.phone]
+                p.relative_phone = rng.choice(others) if others else ""
         for p in out:
             age = y0 - p.birth.year
             band = 0 if age < 45 else 1 if age < 65 else 2

@@ -53,6 +53,8 @@ def translate(exc: BaseException) -> FhirError | None:
         return unavailable("the database is busy: retry shortly")
     if isinstance(orig, sqlite3.OperationalError) and "locked" in str(orig):
         return unavailable("the database is busy: retry shortly")
+    if _is_nul_text(orig):
+        return FhirError(400, "invalid", "text may not contain the NUL character (U+0000)")
     away = state in _AWAY or (state is not None and state.startswith(_AWAY_CLASSES))
     if away or (isinstance(exc, DBAPIError) and exc.connection_invalidated) or _is_connection_failure(orig):
         err = unavailable("the database is unreachable or the connection was lost: retry shortly")
@@ -72,3 +74,12 @@ def _is_connection_failure(exc: BaseException) -> bool:
     except ImportError:  # pragma: no cover - psycopg is a dependency
         return False
     return isinstance(exc, psycopg.OperationalError) and _sqlstate(exc) is None
+
+
+def _is_nul_text(exc: BaseException) -> bool:
+    # psycopg refuses NUL in text parameters before sending them (no SQLSTATE).
+    try:
+        import psycopg
+    except ImportError:  # pragma: no cover - psycopg is a dependency
+        return False
+    return isinstance(exc, psycopg.DataError) and "NUL" in str(exc)

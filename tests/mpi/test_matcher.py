@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+from datetime import date
 
 import numpy as np
 import typer
@@ -13,7 +14,7 @@ from typer.testing import CliRunner
 from hutong.china import ids
 from hutong.mpi import batch, names, synth
 from hutong.mpi.cli import register
-from hutong.mpi.compare import NAME_ZH, compare_birth, compare_id
+from hutong.mpi.compare import BIRTH, NAME_ZH, compare_birth, compare_id
 from hutong.mpi.features import FeatureTable, normalize_record
 from hutong.mpi.model import Model
 
@@ -71,9 +72,15 @@ def test_resident_id_upgrade_and_typo():
 
 def test_birth_date_levels():
     t = FeatureTable.from_raw([{"birth_date": "1985-03-04"}, {"birth_date": "1985-04-03"},
-                               {"birth_date": "1985年3月4日"}, {"birth_date": "1985-03-05"}, {"birth_date": "1985"}])
-    lv, _ = compare_birth(t, np.array([0, 0, 0, 0]), np.array([1, 2, 3, 4]))
-    assert lv.tolist() == [1, 0, 2, 3]
+                               {"birth_date": "1985年3月4日"}, {"birth_date": "1985-03-05"}, {"birth_date": "1985"},
+                               {"birth_date": "1958-03-04"}, {"birth_date": "1985-01-25"}, {"birth_date": "1984-07-01"},
+                               {"birth_date": "1984"}, {"birth_date": "1979-06-30"}, {"birth_date": "2012-11-02"}])
+    lv, _ = compare_birth(t, np.zeros(10, dtype=int), np.arange(1, 11))
+    labels = [BIRTH.levels[x] for x in lv.tolist()]
+    assert labels == ["day_month_swapped", "exact", "one_digit", "same_year",
+                      "one_digit",  # a year typo (1985 → 1958), not a generation
+                      "within_60_days",  # a lunar birthday written as solar
+                      "age_derived", "age_derived", "different", "generation_apart"]
 
 
 def test_derive_birth_and_sex_from_id():
@@ -99,8 +106,31 @@ def test_scores_are_symmetric(a, b):
 @settings(max_examples=30, deadline=None)
 @given(_rec)
 def test_identical_records_match(a):
-    a = {**a, "id_number": ID}
+    # the record's own ID (one encoding another birth date 12+ years away is a guardian's: see below)
+    born = date.fromisoformat(a["birth_date"])
+    if 1900 <= born.year <= 2099:
+        a = {**a, "id_number": ids.make_resident_id("220102", born, 123, a["gender"] or "male")}
+    else:
+        a = {**a, "id_number": ID, "birth_date": ""}
     assert _score(a, dict(a)) >= _model().thresholds.certain
+
+
+def test_guardian_id_is_not_identity():
+    """A child under its mother's resident ID: the ID links it to neither its mother nor its sibling."""
+    mother = {"name": "王丽", "gender": "female", "birth_date": "1985-03-04", "id_number": ids.make_resident_id("220102", date(1985, 3, 4), 122, "female"),
+              "phone": "13912345678", "address": "吉林省长春市朝阳区红旗街100号3栋2单元"}
+    child = {"name": "李明", "gender": "male", "birth_date": "2015-06-01", "id_number": mother["id_number"],
+             "phone": mother["phone"], "address": mother["address"]}
+    sibling = {**child, "name": "李亮", "birth_date": "2018-02-11", "gender": "male"}
+    f = normalize_record(child)
+    assert f["id"] == "" and f["guardian_id"] == mother["id_number"] and f["birth"] == "20150601"
+    assert _score(mother, child) < 0.5
+    assert _score(child, sibling) < 0.5
+    # the same child at another desk, with its own ID this time: not an ID conflict
+    own = {**child, "id_number": ids.make_resident_id("220102", date(2015, 6, 1), 21, "male"), "phone": ""}
+    assert _score(child, own) >= 0.9
+    # a year typo keeps the ID the person's own
+    assert normalize_record({**mother, "birth_date": "1958-03-04"})["id"] == mother["id_number"]
 
 
 def test_chinese_duplicate_matches_and_twin_does_not():

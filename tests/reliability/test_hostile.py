@@ -52,6 +52,18 @@ def test_json_nested_too_deep_is_400_everywhere(server, depth):
         assert r.json()["resourceType"] == "OperationOutcome"
 
 
+def test_a_nul_character_is_400_on_every_backend(server):
+    # PostgreSQL text cannot hold U+0000: found by the OpenAPI fuzzer as a 500 on a plain route.
+    for path, params in (("/api/report/critical/stats", {"institution": "a\x00b"}),
+                         ("/fhir/Patient", {"name": "\x00"})):
+        r = httpx.get(server + path, params=params)
+        assert r.status_code == 400, (path, r.status_code, r.text[:200])
+        assert r.json()["resourceType"] == "OperationOutcome"
+    r = httpx.post(server + "/fhir/Patient", json={"resourceType": "Patient", "name": [{"family": "a\x00"}]})
+    assert r.status_code == 400, r.text[:300]
+    assert httpx.get(server + "/fhir/Patient", params={"_summary": "count"}).json()["total"] == 0
+
+
 def _settings(tmp_path: Path):
     return load_settings(data_dir=tmp_path / "data", database_url="", workers=False)
 

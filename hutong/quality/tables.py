@@ -1,0 +1,47 @@
+"""The assessment's own tables (beside the FHIR store, same database, kept by the change-log consumer).
+
+- ``quality_arrival``: what arrived, per institution, Asia/Shanghai day, resource type and
+  interface: changes by kind, delay from the clinical event to arrival (sum and buckets), the last
+  arrival's time. Events are history, so these only grow (a later delete is one more arrival).
+- ``quality_issue``: every current resource failing a rule (the examples a report shows and the
+  list an institution works through); a corrected or deleted resource leaves it.
+
+Counts of rule outcomes (applicable, failed) are live counters (``hutong.stats.counters``).
+"""
+
+from sqlalchemy import BigInteger, Column, Float, Index, String, Table
+
+from hutong.store.schema import metadata
+
+quality_arrival = Table(
+    "quality_arrival", metadata,
+    Column("org", String(64), primary_key=True),
+    Column("day", String(10), primary_key=True),
+    Column("res_type", String(64), primary_key=True),
+    Column("interface", String(16), primary_key=True),
+    Column("creates", BigInteger, nullable=False, default=0),
+    Column("updates", BigInteger, nullable=False, default=0),
+    Column("deletes", BigInteger, nullable=False, default=0),
+    Column("lat_n", BigInteger, nullable=False, default=0),
+    Column("lat_sum_s", Float, nullable=False, default=0.0),
+    Column("le_1h", BigInteger, nullable=False, default=0),
+    Column("le_1d", BigInteger, nullable=False, default=0),
+    Column("le_7d", BigInteger, nullable=False, default=0),
+    Column("gt_7d", BigInteger, nullable=False, default=0),
+    Column("last_us", BigInteger, nullable=False, default=0),
+    Index("ix_quality_arrival_day", "day", "org"),
+)
+
+quality_issue = Table(
+    "quality_issue", metadata,
+    Column("rule", String(32), primary_key=True),
+    Column("res_type", String(64), primary_key=True),
+    Column("res_id", String(64), primary_key=True),
+    Column("org", String(64), nullable=False),
+    Column("day", String(10), nullable=False),
+    Column("detail", String(64), nullable=False, default=""),
+    Column("ts_us", BigInteger, nullable=False),
+    Index("ix_quality_issue_org", "org", "rule", "ts_us"),
+)
+
+TABLES = (quality_arrival, quality_issue)

@@ -1,0 +1,27 @@
+"""Result mutual recognition (检查检验结果互认) as a capability of the node."""
+
+from hutong.capability import Capability, Consumer, NavEntry
+from hutong.recognition import cli, index, routes, tables
+
+CAPABILITY = Capability(
+    name="recognition",
+    summary="检查检验结果互认 result mutual recognition: catalog, result index, CDS Hooks order prompts, "
+            "HL7 v2 ORU in, savings",
+    routers=[routes.router],
+    consumers=[Consumer(index.CONSUMER, index.consume, index.TYPES)],
+    nav=[NavEntry("console", "/console/recognition", "结果互认", permission="recognition.stats.read", order=60)],
+    cli=cli.register,
+    startup=routes.startup,
+    shutdown=routes.shutdown,
+    permissions={
+        "recognition.discover": "list the CDS Hooks services (CDS Hooks discovery is open)",
+        "recognition.hook": "call the recognition CDS services at order time (a hospital system)",
+        "recognition.feedback": "report what the doctor did with a recognition card",
+        "recognition.results": "ask which recognisable results a patient has for an order",
+        "recognition.hl7v2": "send HL7 v2 lab results (ORU^R01, OUL^R22)",
+        "recognition.hl7v2.review": "review HL7 v2 messages that were refused",
+        "recognition.catalog.admin": "install the starter recognition catalog",
+        "recognition.stats.read": "read what recognition saves (rates, avoided tests, money, overrides)",
+    },
+    tables=tables.TABLES,
+)

@@ -1,0 +1,152 @@
+"""HTTP for recognition (thin): CDS Hooks discovery, services and feedback; the results query."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import select
+from starlette.concurrency import run_in_threadpool
+
+from hutong.api.caller import PUBLIC, permit
+from hutong.core.caller import Caller
+from hutong.core.clock import instant
+from hutong.core.errors import bad_request
+from hutong.fhir.body import decode_json
+from hutong.recognition import cdshooks, hl7v2, savings
+from hutong.recognition.mllp import MllpListener
+from hutong.recognition.service import recognisable_results, resolve_patient
+from hutong.recognition.tables import recognition_hl7_rejected
+from hutong.search.values import date_range
+from hutong.stats.excel import XLSX
+
+router = APIRouter(tags=["recognition 检查检验结果互认"])
+_SERVICE_ID = Path(..., max_length=64, pattern=r"^[A-Za-z0-9\-\.]{1,64}$")
+_JSON_BODY = {"requestBody": {"required": True, "content": {"application/json": {"schema": {"type": "object"}}}}}
+
+
+@router.get("/cds-services", summary="CDS Hooks 服务发现 (discovery)")
+def discovery(caller: Caller = Depends(permit(PUBLIC))):
+    return cdshooks.discovery()
+
+
+@router.post("/cds-services/{service_id}", summary="CDS Hooks：开立检查检验时的互认提示卡片 (order-select / order-sign)",
+             openapi_extra=_JSON_BODY)
+async def call_service(request: Request, service_id: str = _SERVICE_ID,
+                       caller: Caller = Depends(permit("recognition.hook"))):
+    body = decode_json(await request.body(), request.headers.get("content-type"))
+    store = request.app.state.node.store
+    return JSONResponse(await run_in_threadpool(cdshooks.answer, store, service_id, body, caller))
+
+
+@router.post("/cds-services/{service_id}/feedback", summary="CDS Hooks 反馈：采纳或不予互认（含理由）",
+             openapi_extra=_JSON_BODY)
+async def service_feedback(request: Request, service_id: str = _SERVICE_ID,
+                           caller: Caller = Depends(permit("recognition.feedback"))):
+    body = decode_json(await request.body(), request.headers.get("content-type"))
+    store = request.app.state.node.store
+    await run_in_threadpool(cdshooks.feedback, store, service_id, body, caller)
+    return Response(status_code=200)
+
+
+HL7_MEDIA = "x-application/hl7-v2+er7"
+_HL7_BODY = {"requestBody": {"required": True, "content": {HL7_MEDIA: {"schema": {
+    "type": "string", "description": "一条 HL7 v2 ORU^R01 / OUL^R22 报文（ER7，MSH-18 指明字符集）"}}}}}
+
+
+@router.post("/api/hl7v2", summary="接收 HL7 v2 检验结果（ORU^R01、OUL^R22），应答 ACK（AA 200，AE/AR 400）",
+             openapi_extra=_HL7_BODY, response_class=Response,
+             responses={200: {"content": {HL7_MEDIA: {}}}, 400: {"content": {HL7_MEDIA: {}}}})
+async def receive_hl7v2(request: Request, caller: Caller = Depends(permit("recognition.hl7v2"))):
+    raw = await request.body()
+    store = request.app.state.node.store
+    out = await run_in_threadpool(hl7v2.receive, store, raw, via="http", tenant=caller.tenant)
+    return Response(out.ack_bytes, status_code=200 if out.code == "AA" else 400,
+                    media_type=f"{HL7_MEDIA}; charset={out.encoding}")
+
+
+def _period(since: str | None, until: str | None) -> tuple[int | None, int | None]:
+    lo = hi = None
+    if since:
+        r = date_range(since)
+        if r is None:
+            raise bad_request("since 须为日期 / since must be a date", "since")
+        lo = r[0]
+    if until:
+        r = date_range(until)
+        if r is None:
+            raise bad_request("until 须为日期 / until must be a date", "until")
+        hi = r[1] + 1
+    return lo, hi
+
+
+@router.get("/api/recognition/stats", summary="互认统计：互认率、避免重复检查数、节省费用、不予互认理由、从未采纳的医生")
+def stats(request: Request, by: Literal["institution", "item", "department", "month", "category", "practitioner"] = "institution",
+          since: str | None = Query(None, max_length=40), until: str | None = Query(None, max_length=40),
+          min_offers: int = Query(3, ge=1, le=10000),
+          caller: Caller = Depends(permit("recognition.stats.read"))):
+    lo, hi = _period(since, until)
+    with request.app.state.node.store.read() as tx:
+        return savings.report(tx, by=by, since_us=lo, until_us=hi, min_offers=min_offers)
+
+
+@router.get("/api/recognition/stats.xlsx", summary="互认统计 Excel 导出", response_class=Response,
+            responses={200: {"content": {XLSX: {}}}})
+def stats_excel(request: Request, since: str | None = Query(None, max_length=40),
+                until: str | None = Query(None, max_length=40),
+                caller: Caller = Depends(permit("recognition.stats.read"))):
+    lo, hi = _period(since, until)
+    with request.app.state.node.store.read() as tx:
+        data = savings.excel(tx, since_us=lo, until_us=hi)
+    return Response(data, media_type=XLSX,
+                    headers={"Content-Disposition": 'attachment; filename="recognition-savings.xlsx"'})
+
+
+class ResultsQuestion(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    patient: str = Field(..., pattern=r"^Patient/[A-Za-z0-9\-\.]{1,64}$", description="平台上的患者 Patient/{id}")
+    codes: list[str] = Field(..., min_length=1, max_length=50, description="医嘱项目编码 system|code")
+    institution: str | None = Field(None, pattern=r"^[A-Za-z0-9\-\.]{1,64}$", description="开单机构（默认为调用方机构）")
+
+
+@router.post("/api/recognition/results", summary="查询某患者对某医嘱项目的可互认结果（HR）")
+def results(body: ResultsQuestion, request: Request, caller: Caller = Depends(permit("recognition.results"))):
+    for c in body.codes:
+        if "|" not in c or len(c) > 320:
+            raise bad_request("codes 须为 system|code / codes are system|code", "codes")
+    institution = body.institution or caller.institution
+    with request.app.state.node.store.read() as tx:
+        pids = resolve_patient(tx, body.patient.split("/", 1)[1], None, None)
+        offers = recognisable_results(tx, pids, body.codes, institution)
+    return {"results": [{"item": o.item.key, "title": o.item.title, "mark": "HR", "result": o.reference,
+                         "institution": f"Organization/{o.institution.id}", "institutionName": o.institution.name,
+                         "effective": instant(o.effective_us), "validUntil": instant(o.expires_us),
+                         "summary": o.summary} for o in offers]}
+
+
+@router.get("/api/recognition/hl7v2/rejected", summary="被拒收的 HL7 v2 报文（供运维复核）")
+def rejected(request: Request, limit: int = Query(50, ge=1, le=500),
+             caller: Caller = Depends(permit("recognition.hl7v2.review"))):
+    t = recognition_hl7_rejected.c
+    with request.app.state.node.store.read() as tx:
+        rows = tx.conn.execute(select(t.id, t.ts_us, t.via, t.control_id, t.sender, t.code, t.error)
+                               .order_by(t.ts_us.desc()).limit(limit)).all()
+    return {"rejected": [{"id": r.id, "at": instant(r.ts_us), "via": r.via, "controlId": r.control_id,
+                          "sender": r.sender, "code": r.code, "error": r.error} for r in rows]}
+
+
+def startup(node) -> None:
+    """Start the MLLP listener when a port is configured (``HUTONG_MLLP_PORT`` / ``--mllp-port``)."""
+    port = int(getattr(node.settings, "mllp_port", 0) or 0)
+    if port > 0:
+        listener = MllpListener(node.store, node.settings.host, port)
+        if listener.start():
+            node.services["recognition.mllp"] = listener
+
+
+def shutdown(node) -> None:
+    listener = node.services.pop("recognition.mllp", None)
+    if listener is not None:
+        listener.stop()
