@@ -139,7 +139,7 @@ class Settings:
     consult_followup_window_days: int = 365
     #: Seconds between checks for missed response times in a running node (0: off).
     consult_escalation_seconds: int = 30
-    #: Where notifications go besides the platform's notice list: ``log`` or ``module:attribute``.
+    #: Where notifications go besides the platform's notice list: ``log``, ``memory`` or ``file:/path``.
     consult_notifier: str = "log"
     extra: dict = field(default_factory=dict)
 

@@ -28,6 +28,7 @@ CAPABILITY = Capability(
         "consult.refer": "send, receive and work two-way referrals for one's institution",
         "consult.telemed": "request, schedule and report telemedicine across the five levels",
         "consult.schedule": "publish Schedule/Slot availability for referrals and telemedicine",
+        "consult.contract": "sign family-doctor contracts and list a clinic's contracted residents",
         "consult.coordinate": "the province coordinator's view of every open item",
         "consult.stats": "consultation, referral and telemedicine statistics",
         "consult.admin": "run the response-time escalation now",

@@ -22,6 +22,7 @@ from hutong.core.clock import local_time
 from hutong.core.errors import FhirError
 from hutong.triage.departments import departments
 from hutong.web import add_assets
+from hutong.web.i18n import N_
 from hutong.web.i18n import gettext as _
 from hutong.web.render import add_templates, redirect, render
 
@@ -123,9 +124,9 @@ async def ask_post(request: Request, caller: Caller = Depends(permit("consult.as
             raise
         return _ask_again(request, form, [err.diagnostics])
     if asked["urgent"]:
-        return redirect(f"/portal/consult/{asked['id']}", "紧急：请立即拨打 120 或前往最近的急诊科！", "error",
+        return redirect(f"/portal/consult/{asked['id']}", N_("紧急：请立即拨打 120 或前往最近的急诊科！"), "error",
                         request=request)
-    return redirect(f"/portal/consult/{asked['id']}", "已提交，%(expect)s", request=request, expect=asked["advice"])
+    return redirect(f"/portal/consult/{asked['id']}", N_("已提交，%(expect)s"), request=request, expect=asked["advice"])
 
 
 def _ask_again(request, form, errors):
@@ -164,13 +165,13 @@ def resident_rate(item: str, request: Request, caller: Caller = Depends(permit("
                   stars: int = Form(..., ge=1, le=5), comment: str = Form("", max_length=500),
                   complaint: str = Form("", max_length=2000)):
     cs.rate_consultation(_env(request), item, resident_of(request, caller), stars, comment, complaint)
-    return redirect(f"/portal/consult/{item}", "感谢您的评价", request=request)
+    return redirect(f"/portal/consult/{item}", N_("感谢您的评价"), request=request)
 
 
 @router.post("/portal/consult/{item}/cancel", summary="居民：取消咨询")
 def resident_cancel(item: str, request: Request, caller: Caller = Depends(permit("consult.ask"))):
     cs.cancel_consultation(_env(request), item, resident_of(request, caller), "居民取消")
-    return redirect("/portal/consult", "咨询已取消", request=request)
+    return redirect("/portal/consult", N_("咨询已取消"), request=request)
 
 
 # ---------------------------------------------------------------------------------------------- doctor
@@ -206,7 +207,7 @@ def doctor_item(item: str, request: Request, caller: Caller = Depends(permit("co
 @router.post("/workstation/consult/{item}/accept", summary="医生：接诊")
 def doctor_accept(item: str, request: Request, caller: Caller = Depends(permit("consult.answer"))):
     cs.accept_consultation(_env(request), item, doctor_of(caller))
-    return redirect(f"/workstation/consult/{item}", "已接诊", request=request)
+    return redirect(f"/workstation/consult/{item}", N_("已接诊"), request=request)
 
 
 @router.post("/workstation/consult/{item}/messages", summary="医生：回复")
@@ -222,7 +223,7 @@ def doctor_close(item: str, request: Request, caller: Caller = Depends(permit("c
                  refer_to: str = Form("", max_length=80)):
     cs.close_consultation(_env(request), item, doctor_of(caller), advice, appointment=appointment or None,
                           refer_to=refer_to or None)
-    return redirect("/workstation/consult", "咨询已结束", request=request)
+    return redirect("/workstation/consult", N_("咨询已结束"), request=request)
 
 
 @router.post("/workstation/consult/{item}/prescribe", summary="医生：开具电子处方")
@@ -233,7 +234,7 @@ def doctor_prescribe(item: str, request: Request, caller: Caller = Depends(permi
     if quantity.strip():
         drug["quantity"] = quantity.strip()
     prescription.issue_prescription(_env(request), item, doctor_of(caller), [drug])
-    return redirect(f"/workstation/consult/{item}", "处方已提交药师审核", request=request)
+    return redirect(f"/workstation/consult/{item}", N_("处方已提交药师审核"), request=request)
 
 
 @router.get("/workstation/referrals", response_class=HTMLResponse, summary="机构：转诊与远程医疗收件箱/发件箱")
@@ -301,7 +302,7 @@ def referral_post(item: str, action: str, request: Request, caller: Caller = Dep
         referral.cancel_referral(env, item, reason=reason or note, **kw)
     else:
         raise FhirError(404, "not-found", "unknown action")
-    return redirect(f"/workstation/referrals/{item}", "已更新", request=request)
+    return redirect(f"/workstation/referrals/{item}", N_("已更新"), request=request)
 
 
 # ---------------------------------------------------------------------------------------------- coordinator

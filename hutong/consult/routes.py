@@ -16,7 +16,19 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from hutong.api.caller import permit
 from hutong.consult import consultation as cs
-from hutong.consult import live, prescription, queues, referral, schedule, sla, stats, telemed, vocab, work
+from hutong.consult import (
+    family,
+    live,
+    prescription,
+    queues,
+    referral,
+    schedule,
+    sla,
+    stats,
+    telemed,
+    vocab,
+    work,
+)
 from hutong.consult.service import env_of
 from hutong.core.caller import Caller
 from hutong.core.errors import FhirError
@@ -475,3 +487,26 @@ def statistics(request: Request, hospital: str | None = Query(None, max_length=8
 @router.post("/api/consult/escalate", summary="立即检查超时并升级")
 def escalate(request: Request, caller: Caller = Depends(permit("consult.admin"))):
     return {"escalated": sla.escalate_overdue(_env(request))}
+
+
+# ---------------------------------------------------------------------------------------------- family doctors
+class Contract(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    patient: str = Field(..., pattern=r"^Patient/[A-Za-z0-9\-\.]{1,64}$")
+    team: list[str] = Field(..., min_length=1, max_length=10)
+    programmes: list[Literal["hypertension", "diabetes", "elderly", "copd"]] = Field(default_factory=list,
+                                                                                      max_length=4)
+
+
+@router.post("/api/consult/contracts", status_code=201, summary="家庭医生签约（一年）")
+def sign(body: Contract, request: Request, caller: Caller = Depends(permit("consult.contract"))):
+    for ref in body.team:
+        if not ref.startswith("PractitionerRole/"):
+            raise FhirError(400, "invalid", "team members are PractitionerRole references", "team")
+    return family.sign_contract(_env(request), patient=body.patient, team=body.team, programmes=body.programmes,
+                                by_org=org_of(caller))
+
+
+@router.get("/api/consult/contracts", summary="本机构签约居民与下次随访")
+def contracts(request: Request, caller: Caller = Depends(permit("consult.contract"))):
+    return family.contracted_residents(request.app.state.store, org_of(caller))

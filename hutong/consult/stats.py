@@ -11,6 +11,7 @@ from collections import defaultdict
 
 from sqlalchemy import select
 
+from hutong.consult.family import contract_statistics
 from hutong.consult.tables import consult_item
 from hutong.core.clock import local_day
 
@@ -104,4 +105,5 @@ def consult_statistics(store, since_us: int | None = None, until_us: int | None 
         "by_day": {k: _finish(v) for k, v in sorted(by["day"].items())},
         "referrals": {k: dict(v) if isinstance(v, defaultdict) else v for k, v in referrals.items()},
         "telemedicine": {k: dict(v) if isinstance(v, defaultdict) else v for k, v in tele.items()},
+        "family_doctor_contracts": contract_statistics(store),
     }

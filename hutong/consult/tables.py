@@ -95,4 +95,19 @@ consult_rx = Table(
     Index("ix_consult_rx_item", "item"),
 )
 
-TABLES = (consult_item, consult_step, consult_message, consult_notice, consult_rx)
+#: Family-doctor contracts (hutong/consult/family.py).
+consult_contract = Table(
+    "consult_contract", metadata,
+    Column("id", String(64), primary_key=True),          # the CareTeam id
+    Column("patient", String(80), nullable=False),
+    Column("org", String(80), nullable=False),
+    Column("status", String(16), nullable=False),        # active | ended
+    Column("start_us", BigInteger, nullable=False),
+    Column("end_us", BigInteger, nullable=False),
+    Column("programmes", String(200), nullable=False),   # comma-separated PROGRAMMES keys
+    Column("next_follow_up_us", BigInteger),
+    Index("ix_consult_contract_org", "org", "status"),
+    Index("ix_consult_contract_patient", "patient", "status"),
+)
+
+TABLES = (consult_item, consult_step, consult_message, consult_notice, consult_rx, consult_contract)

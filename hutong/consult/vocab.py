@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import Literal
 
+from hutong.web.i18n import N_
+
 BASE = "https://hutong.example/fhir"
 #: Code systems and extensions of this capability (documented in docs/consult.md).
 KIND_SYSTEM = f"{BASE}/CodeSystem/consult-kind"
@@ -28,16 +30,16 @@ TeleKind = Literal["consultation", "imaging", "ecg", "outpatient"]
 Direction = Literal["up", "down"]
 
 KINDS: dict[str, tuple[str, str]] = {
-    "free": ("义诊咨询", "free consultation"),
-    "followup": ("互联网复诊", "internet follow-up visit"),
-    "teleconsult": ("远程医疗", "telemedicine"),
-    "referral": ("双向转诊", "two-way referral"),
+    "free": (N_("义诊咨询"), "free consultation"),
+    "followup": (N_("互联网复诊"), "internet follow-up visit"),
+    "teleconsult": (N_("远程医疗"), "telemedicine"),
+    "referral": (N_("双向转诊"), "two-way referral"),
 }
 TELE_KINDS: dict[str, tuple[str, str]] = {
-    "consultation": ("远程会诊", "teleconsultation"),
-    "imaging": ("远程影像诊断", "remote imaging reading"),
-    "ecg": ("远程心电诊断", "remote ECG reading"),
-    "outpatient": ("远程门诊", "remote outpatient"),
+    "consultation": (N_("远程会诊"), "teleconsultation"),
+    "imaging": (N_("远程影像诊断"), "remote imaging reading"),
+    "ecg": (N_("远程心电诊断"), "remote ECG reading"),
+    "outpatient": (N_("远程门诊"), "remote outpatient"),
 }
 
 # ---------------------------------------------------------------------------------------------- statuses
@@ -50,12 +52,12 @@ REFERRAL_STATUS = ("requested", "accepted", "declined", "no-slot", "booked", "ar
 TELE_STATUS = ("requested", "scheduled", "in-session", "reported", "declined", "cancelled")
 
 STATUS_LABELS: dict[str, tuple[str, str]] = {
-    "waiting": ("待接诊", "waiting"), "in-progress": ("进行中", "in progress"), "closed": ("已结束", "closed"),
-    "cancelled": ("已取消", "cancelled"), "requested": ("已申请", "requested"), "accepted": ("已接收", "accepted"),
-    "declined": ("已拒绝", "declined"), "no-slot": ("无号源", "no slot available"), "booked": ("已预约", "booked"),
-    "arrived": ("已到诊", "arrived"), "completed": ("已完成", "completed"), "returned": ("已下转", "returned down"),
-    "redirected": ("已改转", "redirected"), "scheduled": ("已排期", "scheduled"), "in-session": ("会诊中", "in session"),
-    "reported": ("已出报告", "reported"),
+    "waiting": (N_("待接诊"), "waiting"), "in-progress": (N_("进行中"), "in progress"), "closed": (N_("已结束"), "closed"),
+    "cancelled": (N_("已取消"), "cancelled"), "requested": (N_("已申请"), "requested"), "accepted": (N_("已接收"), "accepted"),
+    "declined": (N_("已拒绝"), "declined"), "no-slot": (N_("无号源"), "no slot available"), "booked": (N_("已预约"), "booked"),
+    "arrived": (N_("已到诊"), "arrived"), "completed": (N_("已完成"), "completed"), "returned": (N_("已下转"), "returned down"),
+    "redirected": (N_("已改转"), "redirected"), "scheduled": (N_("已排期"), "scheduled"), "in-session": (N_("会诊中"), "in session"),
+    "reported": (N_("已出报告"), "reported"),
 }
 
 #: kind → {status: statuses it may move to}
@@ -98,12 +100,12 @@ SENDER_ACTION = frozenset({"declined", "no-slot"})
 
 DeclineReason = Literal["no-slot", "not-indicated", "beyond-capability", "incomplete-records", "patient-refused", "other"]
 DECLINE_REASONS: dict[str, tuple[str, str]] = {
-    "no-slot": ("无号源", "no slot available"),
-    "not-indicated": ("不符合转诊指征", "referral not indicated"),
-    "beyond-capability": ("超出本院诊疗能力", "beyond this institution's capability"),
-    "incomplete-records": ("病历资料不全", "records incomplete"),
-    "patient-refused": ("患者拒绝", "patient refused"),
-    "other": ("其他", "other"),
+    "no-slot": (N_("无号源"), "no slot available"),
+    "not-indicated": (N_("不符合转诊指征"), "referral not indicated"),
+    "beyond-capability": (N_("超出本院诊疗能力"), "beyond this institution's capability"),
+    "incomplete-records": (N_("病历资料不全"), "records incomplete"),
+    "patient-refused": (N_("患者拒绝"), "patient refused"),
+    "other": (N_("其他"), "other"),
 }
 
 #: The five telemedicine levels, top first (省 → 市 → 县 → 乡 → 村).

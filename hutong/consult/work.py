@@ -33,9 +33,9 @@ log = logging.getLogger("hutong.consult")
 class Notifier:
     """Where notifications go besides the platform's own notice list (SMS, app push…).
 
-    ``send(recipient, text, item)``; the default logs the recipient reference and item only (no
-    personal data). Configure another with the ``consult_notifier`` setting (``module:attribute``
-    naming a factory), as the card's SMS sender."""
+    ``send(recipient, text, item)``; the default logs the recipient's type and the item only (no
+    personal data). The ``consult_notifier`` setting picks ``log``, ``memory`` or ``file:/path``
+    (``FileNotifier``: JSON lines for an SMS or app-push gateway to forward)."""
 
     def send(self, recipient: str, text: str, item: str) -> None:
         log.info("consult notice for %s about %s", recipient.split("/", 1)[0], item)
@@ -49,6 +49,27 @@ class MemoryNotifier(Notifier):
 
     def send(self, recipient: str, text: str, item: str) -> None:
         self.sent.append((recipient, text, item))
+
+
+class FileNotifier(Notifier):
+    """Appends one JSON line per notice to a private file (mode 0600) for a gateway to forward."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self._lock = threading.Lock()
+
+    def send(self, recipient: str, text: str, item: str) -> None:
+        import os
+
+        import orjson
+
+        line = orjson.dumps({"recipient": recipient, "item": item, "text": text}) + b"\n"
+        with self._lock:
+            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            try:
+                os.write(fd, line)
+            finally:
+                os.close(fd)
 
 
 @dataclass

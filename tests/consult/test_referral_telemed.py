@@ -132,3 +132,29 @@ def test_village_teleconsultation_answered_by_county_with_access_limited_to_what
     assert [s["action"] for s in telemed.telemed_steps(store, req["id"])] == [
         "open", "schedule", "view-shared", "start", "report"]
     assert stats.consult_statistics(store)["telemedicine"]["by_status"] == {"reported": 1}
+
+
+def test_family_doctor_contract_for_a_year_counts_in_statistics(province):
+    from hutong.consult import family
+
+    env, store = province.env, province.store
+    with pytest.raises(FhirError) as err:  # a tertiary hospital does not sign family-doctor contracts
+        family.sign_contract(env, patient="Patient/pat-1", team=["PractitionerRole/prr-cardio1"], programmes=[])
+    assert err.value.status == 422
+    signed = family.sign_contract(env, patient="Patient/pat-1", team=["PractitionerRole/prr-town"],
+                                  programmes=["hypertension", "diabetes"], by_org=TOWN)
+    team = store.get("CareTeam", signed["id"])
+    assert team["subject"]["reference"] == "Patient/pat-1"
+    assert int(team["period"]["end"][:4]) == int(team["period"]["start"][:4]) + 1
+    assert len(signed["care_plans"]) == 2
+    with pytest.raises(FhirError) as err:
+        family.sign_contract(env, patient="Patient/pat-1", team=["PractitionerRole/prr-town"], programmes=[])
+    assert err.value.status == 409
+    listed = family.contracted_residents(store, TOWN)
+    assert [r["patient"] for r in listed] == ["Patient/pat-1"] and listed[0]["next_follow_up"]
+    assert family.is_contracted_team_member(store, "PractitionerRole/prr-town", "Patient/pat-1")
+    assert not family.is_contracted_team_member(store, "PractitionerRole/prr-county", "Patient/pat-1")
+    assert stats.consult_statistics(store)["family_doctor_contracts"]["by_programme"] == {"hypertension": 1,
+                                                                                          "diabetes": 1}
+    family.end_contract(env, signed["id"], by_org=TOWN)
+    assert family.contracted_residents(store, TOWN) == []

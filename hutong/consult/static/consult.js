@@ -12,6 +12,11 @@
   var base = "/api/consult/items/" + encodeURIComponent(item);
   var failures = 0;
   var polling = null;
+  var leaving = false;  // a form is being posted: its answer, not a reload, decides the next page
+  document.addEventListener("submit", function (ev) {
+    if (!ev.defaultPrevented) { leaving = true; }
+  });
+  window.addEventListener("beforeunload", function () { leaving = true; });
 
   function pad(n) { return (n < 10 ? "0" : "") + n; }
 
@@ -76,7 +81,7 @@
     es.addEventListener("status", function () {
       // The consultation moved (accepted, closed, escalated): reload to show the new forms.
       es.close();
-      window.location.reload();
+      if (!leaving) { window.location.reload(); }
     });
     es.addEventListener("error", function () {
       failures += 1;
