@@ -26,12 +26,13 @@ def run_command(
     """Run the node's background federation work (relay, uplink, downlink, ingest, Subscription
     delivery) in this process, without serving HTTP. Only one process per database runs it; others wait."""
     from hutong.api.app import CAPABILITIES, node_store
+    from hutong.api.logs import configure_logging
     from hutong.api.node import build_node
     from hutong.federation.config import FederationConfig
     from hutong.federation.runtime import tasks_for
     from hutong.federation.worker import FederationWorker, LeaderLock
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging(logging.INFO)  # the node's format, repeats collapsed
     settings = _settings(data_dir, database_url, nats_url=nats)
     store = node_store(settings)
     node = build_node(settings, store, CAPABILITIES)
@@ -59,6 +60,32 @@ def status_command(
     store = node_store(_settings(data_dir, database_url))
     try:
         typer.echo(orjson.dumps(federation_status(store, tenant=tenant), option=orjson.OPT_INDENT_2).decode())
+    finally:
+        store.close()
+
+
+@fed.command("resend")
+def resend_command(
+    after: int = typer.Option(..., "--after", min=0, help="Publish again every change after this seq"),
+    link: str = typer.Option("relay", "--link", help="relay (the node's event stream) or uplink (JetStream uplink)"),
+    data_dir: Path = typer.Option(None, "--data-dir"),
+    database_url: str = typer.Option(None, "--database-url"),
+):
+    """Move the relay's (or the JetStream uplink's) position back, so that the changes after ``--after``
+    are published again (a stream lost or purged at the broker). Consumers drop what they already
+    had by event id. The HTTPS uplink needs nothing: it resumes at the province's position."""
+    from hutong.api.app import node_store
+    from hutong.federation.relay import POSITION as RELAY
+    from hutong.federation.uplink import POSITION as UPLINK
+
+    names = {"relay": RELAY, "uplink": UPLINK}
+    if link not in names:
+        raise typer.BadParameter("--link must be relay or uplink")
+    store = node_store(_settings(data_dir, database_url))
+    try:
+        before = store.outbox.position(names[link])
+        store.outbox.rewind(names[link], min(after, before))
+        typer.echo(f"{link}: position {before} -> {min(after, before)} (head {store.outbox.last_seq()})")
     finally:
         store.close()
 

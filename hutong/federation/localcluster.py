@@ -240,3 +240,39 @@ def split_simulation(sim_dir: Path, out_dir: Path, cities: list[str]) -> dict[st
         for h in handles.values():
             h.close()
     return folders
+
+
+def load_node(folder: Path, fhir_base: str, *, size: int = 100, attempts: int = 20,
+              on_bundle=None) -> dict:
+    """POST a folder of NDJSON (``hutong.sim.load.iter_bundles``) as transaction Bundles, the way a
+    hospital system would: a 503 or 429 (the node busy, with Retry-After) is retried after the time
+    it asks for, since a transaction that failed wrote nothing. Returns ``{"resources", "bundles",
+    "errors", "retries", "first_error"}``; ``on_bundle(n)`` is called after each committed Bundle."""
+    from hutong.sim.load import iter_bundles
+
+    done = bundles = errors = retries = 0
+    first_error = ""
+    headers = {"Content-Type": "application/fhir+json", "Accept": "application/fhir+json"}
+    with httpx.Client(timeout=300) as client:
+        for _rtype, n, body in iter_bundles(folder, size, "transaction"):
+            for attempt in range(attempts):
+                try:
+                    r = client.post(fhir_base.rstrip("/"), content=body, headers=headers)
+                except httpx.TransportError as exc:  # the node restarting: like a 503
+                    status, wait, text = 503, 1.0, repr(exc)
+                else:
+                    status, text = r.status_code, r.text[:300]
+                    wait = float(r.headers.get("retry-after") or 1)
+                if status not in (429, 503) or attempt == attempts - 1:
+                    break
+                retries += 1
+                time.sleep(min(wait, 5.0))
+            bundles += 1
+            if status >= 400:
+                errors += n
+                first_error = first_error or f"{status}: {text}"
+            else:
+                done += n
+                if on_bundle is not None:
+                    on_bundle(n)
+    return {"resources": done, "bundles": bundles, "errors": errors, "retries": retries, "first_error": first_error}

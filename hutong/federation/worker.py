@@ -22,6 +22,7 @@ from pathlib import Path
 
 from sqlalchemy import text
 
+from hutong.federation.identity import node_id
 from hutong.federation.outage import Outage, is_database_failure
 from hutong.store import Store
 
@@ -36,7 +37,9 @@ class LeaderLock:
     def __init__(self, store: Store, data_dir: Path, name: str = "federation"):
         self.store = store
         self.path = Path(data_dir) / f"{name}.lock"
-        self.key = int.from_bytes(hashlib.sha1(name.encode()).digest()[:7], "big")
+        # PostgreSQL advisory locks are per database, not per schema: nodes kept in schemas of one
+        # database (tests, a small deployment) would share one lock. The node's id is per schema.
+        self.key = int.from_bytes(hashlib.sha1(f"{name}:{node_id(store)}".encode()).digest()[:7], "big")
         self._fd: int | None = None
         self._conn = None
 

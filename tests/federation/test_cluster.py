@@ -25,9 +25,15 @@ from sqlalchemy import create_engine, text
 
 from hutong.china.ids import make_resident_id
 from hutong.federation.config import TYPE_SETS
-from hutong.federation.localcluster import LinkProxy, NodeProcess, get_json, split_simulation, wait_for
+from hutong.federation.localcluster import (
+    LinkProxy,
+    NodeProcess,
+    get_json,
+    load_node,
+    split_simulation,
+    wait_for,
+)
 from hutong.federation.localnats import NATS_SERVER, PrivateNats
-from hutong.sim.load import load
 from tests.conftest import PG_URL, SKIP_PG
 
 pytestmark = pytest.mark.slow
@@ -104,7 +110,7 @@ def test_province_and_three_cities(tmp_path, sim, pg_schema):
             city.wait_ready()
 
         # Down: the province's registry reaches every city (and only through the feed).
-        assert load(sim["province"], province.url + "/fhir", progress=False)["errors"] == 0
+        assert load_node(sim["province"], province.url + "/fhir", size=200)["errors"] == 0
         registry = get_json(province.url, "/api/federation/digest", tenant="22", types=REGISTRY)
         assert registry["total"] > 100
         for tenant, city in cities.items():
@@ -112,10 +118,10 @@ def test_province_and_three_cities(tmp_path, sim, pg_schema):
                      == registry, 90, f"the registry at {tenant}", 0.5)
 
         # Up, under load, with two cities cut off for a while in the middle.
-        errors: dict[str, int] = {}
+        loaded: dict[str, dict] = {}
 
         def load_city(tenant: str) -> None:
-            errors[tenant] = load(sim[tenant], cities[tenant].url + "/fhir", size=100, progress=False)["errors"]
+            loaded[tenant] = load_node(sim[tenant], cities[tenant].url + "/fhir", size=100)
 
         loaders = [threading.Thread(target=load_city, args=(t,)) for t in cities]
         for t in loaders:
@@ -134,7 +140,7 @@ def test_province_and_three_cities(tmp_path, sim, pg_schema):
             link.restore()
         for t in loaders:
             t.join(180)
-        assert errors == {t: 0 for t in cities}
+        assert {t: r["errors"] for t, r in loaded.items()} == {t: 0 for t in cities}, loaded
 
         for tenant, city in cities.items():
             want = get_json(city.url, "/api/federation/digest", tenant=tenant, types=CLINICAL)

@@ -48,11 +48,14 @@ def _relay_process(store, url: str) -> subprocess.Popen:
     return subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
-def _wait_position(store, at_least: int, timeout: float = 60) -> None:
+def _wait_position(store, at_least: int, relay: subprocess.Popen, timeout: float = 90) -> None:
     deadline = time.time() + timeout
     while store.outbox.position(POSITION) < at_least:
-        if time.time() > deadline:
-            pytest.fail(f"relay position {store.outbox.position(POSITION)} did not reach {at_least}")
+        if time.time() > deadline or relay.poll() is not None:
+            relay.kill()
+            _, err = relay.communicate(timeout=10)
+            pytest.fail(f"relay position {store.outbox.position(POSITION)} did not reach {at_least}; "
+                        f"relay stderr: {err.decode(errors='replace')[-3000:]}")
         time.sleep(0.1)
 
 
@@ -61,16 +64,16 @@ def test_kill_relay_and_broker_mid_stream(store, nats_server):
     writer.start()
     relay = _relay_process(store, nats_server.url)
     try:
-        _wait_position(store, 50)
+        _wait_position(store, 50, relay)
         relay.send_signal(signal.SIGKILL)  # crash 1: the relay, mid-batch
         relay.wait(10)
         time.sleep(0.5)
         relay = _relay_process(store, nats_server.url)
-        _wait_position(store, store.outbox.last_seq())
+        _wait_position(store, store.outbox.last_seq(), relay)
         nats_server.kill()  # crash 2: the broker
         time.sleep(1.0)
         nats_server.start()
-        _wait_position(store, store.outbox.last_seq())
+        _wait_position(store, store.outbox.last_seq(), relay)
         relay.send_signal(signal.SIGKILL)  # crash 3: the relay again, and the broker with it
         nats_server.kill()
         time.sleep(0.5)
@@ -81,7 +84,7 @@ def test_kill_relay_and_broker_mid_stream(store, nats_server):
         writer.stop.set()
         writer.join(10)
     last = store.outbox.last_seq()
-    _wait_position(store, last)
+    _wait_position(store, last, relay)
     relay.send_signal(signal.SIGTERM)
     relay.wait(20)
 
