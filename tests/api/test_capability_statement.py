@@ -73,6 +73,10 @@ _OPERATION_REQUESTS = {
     ("Observation", "lastn"): lambda f, ids: f.get("/Observation/$lastn", params={
         "patient": f"Patient/{ids['Patient']}", "category": "laboratory"}),
     (None, "export"): lambda f, ids: f.get("/$export", headers={"Prefer": "respond-async"}),
+    (None, "viewdefinition-run"): lambda f, ids: f.post("/$viewdefinition-run", json={
+        "resourceType": "Parameters", "parameter": [{"name": "viewResource", "resource": {
+            "resourceType": "ViewDefinition", "resource": "Patient", "status": "active",
+            "select": [{"column": [{"name": "id", "path": "getResourceKey()"}]}]}}]}),
     ("Subscription", "status"): lambda f, ids: f.get(f"/Subscription/{ids['Subscription']}/$status"),
     ("Subscription", "events"): lambda f, ids: f.get(f"/Subscription/{ids['Subscription']}/$events"),
     ("Subscription", "get-ws-binding-token"): lambda f, ids: f.get(
