@@ -393,3 +393,13 @@ def screenshot(request):
         return path
 
     return take
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """Page tests run last: Playwright's sync API keeps an event loop running in the main thread for
+    the rest of the session once the browser starts, and later tests that call ``asyncio.run`` would
+    fail. Order within each group is kept."""
+    pages = [i for i in items if "browser_context" in getattr(i, "fixturenames", ())]
+    if pages:
+        rest = [i for i in items if "browser_context" not in getattr(i, "fixturenames", ())]
+        items[:] = rest + pages

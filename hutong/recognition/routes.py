@@ -11,9 +11,9 @@ from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
 from hutong.api.caller import PUBLIC, permit
-from hutong.core.caller import Caller
+from hutong.core.caller import ANONYMOUS, Caller
 from hutong.core.clock import instant
-from hutong.core.errors import bad_request
+from hutong.core.errors import FhirError, bad_request
 from hutong.fhir.body import decode_json
 from hutong.recognition import cdsauth, cdshooks, hl7v2, savings
 from hutong.recognition.mllp import MllpListener
@@ -27,6 +27,28 @@ _SERVICE_ID = Path(..., max_length=64, pattern=r"^[A-Za-z0-9\-\.]{1,64}$")
 _JSON_BODY = {"requestBody": {"required": True, "content": {"application/json": {"schema": {"type": "object"}}}}}
 
 
+def cds_permit(permission: str):
+    """``permit(permission)`` for a platform caller, or a CDS client's own signed JWT.
+
+    CDS Hooks clients send ``Authorization: Bearer <JWT signed by the client>`` (CDS Hooks 2.0
+    §Trusting CDS Clients): not a platform access token, so the platform refuses it with 401. Such a
+    request goes on as anonymous here and ``_cds_caller`` must then verify the JWT (it is required)."""
+    platform = permit(permission)
+
+    async def dependency(request: Request) -> Caller:
+        try:
+            return await platform(request)
+        except FhirError as exc:
+            auth = (request.headers.get("authorization") or "").lower()
+            if exc.status != 401 or not auth.startswith("bearer "):
+                raise
+            request.state.cds_jwt_only = True
+            return ANONYMOUS
+
+    dependency.permission = permission  # type: ignore[attr-defined]
+    return dependency
+
+
 def _cds_caller(request: Request, node, path: str, caller: Caller) -> Caller:
     """The verified CDS client (JWT) or, where none is required and none was sent, the node's caller."""
     bases = {str(request.base_url).rstrip("/")}
@@ -35,8 +57,12 @@ def _cds_caller(request: Request, node, path: str, caller: Caller) -> Caller:
     # feedback tokens may name the feedback URL or the service's own
     paths = {path, path.removesuffix("/feedback")}
     urls = {f"{b}/cds-services/{p}" for b in bases for p in paths}
-    return cdsauth.authorize(node.store, request.headers.get("authorization"), urls, caller,
-                             require=bool(node.settings.recognition_cds_require_jwt))
+    jwt_only = bool(getattr(request.state, "cds_jwt_only", False))
+    authorization = request.headers.get("authorization")
+    if not jwt_only and caller.auth == "token" and not node.settings.recognition_cds_require_jwt:
+        authorization = None  # a platform access token already proved the caller
+    return cdsauth.authorize(node.store, authorization, urls, caller,
+                             require=jwt_only or bool(node.settings.recognition_cds_require_jwt))
 
 
 @router.get("/cds-services", summary="CDS Hooks 服务发现 (discovery)")
@@ -47,7 +73,7 @@ def discovery(caller: Caller = Depends(permit(PUBLIC))):
 @router.post("/cds-services/{service_id}", summary="CDS Hooks：开立检查检验时的互认提示卡片 (order-select / order-sign)",
              openapi_extra=_JSON_BODY)
 async def call_service(request: Request, service_id: str = _SERVICE_ID,
-                       caller: Caller = Depends(permit("recognition.hook"))):
+                       caller: Caller = Depends(cds_permit("recognition.hook"))):
     body = decode_json(await request.body(), request.headers.get("content-type"))
     node = request.app.state.node
     caller = await run_in_threadpool(_cds_caller, request, node, service_id, caller)
@@ -57,7 +83,7 @@ async def call_service(request: Request, service_id: str = _SERVICE_ID,
 @router.post("/cds-services/{service_id}/feedback", summary="CDS Hooks 反馈：采纳或不予互认（含理由）",
              openapi_extra=_JSON_BODY)
 async def service_feedback(request: Request, service_id: str = _SERVICE_ID,
-                           caller: Caller = Depends(permit("recognition.feedback"))):
+                           caller: Caller = Depends(cds_permit("recognition.feedback"))):
     body = decode_json(await request.body(), request.headers.get("content-type"))
     node = request.app.state.node
     caller = await run_in_threadpool(_cds_caller, request, node, f"{service_id}/feedback", caller)
