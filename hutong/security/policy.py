@@ -35,6 +35,8 @@ POLICY: dict[str, tuple[str, ...]] = {
         "recognition.hook", "recognition.feedback", "recognition.results",
         "consult.read", "consult.message", "consult.answer", "consult.prescribe", "consult.prescription.review",
         "consult.refer", "consult.telemed", "consult.schedule",
+        # an institution's own statistical forms (the stats routes keep entry to the caller's institution)
+        "stats.report.read", "stats.report.enter",
     ),
     "resident": (        # residents: their own record (compartment), card, services
         "*.r", "*.s", "web.portal", "card.qr", "card.read", "card.status", "triage.ask", "reportread.interpret",

@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import text
 
 from hutong.api.app import node_store
-from tests.conftest import _free_port
+from tests.conftest import _free_port, register_credentials
 from tests.reliability.conftest import kill, start
 
 ENTRIES = 12  # resources per transaction: one Patient and its Observations
@@ -66,6 +66,11 @@ def test_kill_9_loses_no_acknowledged_transaction_and_repeats_nothing(settings, 
                     with lock:
                         acknowledged.add(n)
 
+    setup = node_store(settings)  # security is on: the clients carry the bootstrap client's token
+    try:
+        register_credentials(base, setup)
+    finally:
+        setup.close()
     for _round in range(KILLS):
         proc = start(settings, port, 2, log, HUTONG_WORKERS="true")
         stop_clients.clear()
