@@ -14,7 +14,6 @@ lost silently.
 from __future__ import annotations
 
 import logging
-import threading
 from datetime import datetime, timedelta
 
 from sqlalchemy import and_, or_, select
@@ -23,6 +22,7 @@ from hutong.consult import directory, vocab, work
 from hutong.consult.tables import consult_item
 from hutong.core.clock import SHANGHAI, local_time, now_us, to_us
 from hutong.core.errors import FhirError
+from hutong.core.periodic import Periodic
 
 log = logging.getLogger("hutong.consult")
 
@@ -136,24 +136,9 @@ def _flag_request(env, tx, row, at: int) -> None:
     env.announce(row.id, {"type": "status", "status": row.status, "overdue": True})
 
 
-class EscalationLoop:
+class EscalationLoop(Periodic):
     """Runs ``escalate_overdue`` every ``interval`` seconds in a daemon thread."""
 
     def __init__(self, env, interval: float):
-        self.env, self.interval = env, interval
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="consult-escalation", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            try:
-                escalate_overdue(self.env)
-            except Exception:  # noqa: BLE001 - the next round retries
-                log.exception("consult escalation failed")
+        self.env = env
+        super().__init__("consult-escalation", interval, lambda: escalate_overdue(env), log, "consult escalation")

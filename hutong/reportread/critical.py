@@ -18,7 +18,6 @@ HealthcareService, else its Organization) for every alert past its deadline.
 from __future__ import annotations
 
 import logging
-import threading
 from pathlib import Path
 
 from sqlalchemy import and_, func, select, update
@@ -26,6 +25,7 @@ from sqlalchemy import and_, func, select, update
 from hutong.core.clock import instant, now_us
 from hutong.core.errors import FhirError
 from hutong.core.ids import ID_RE, new_id
+from hutong.core.periodic import Periodic
 from hutong.reportread.catalog import Critical, identify, read_critical_table
 from hutong.reportread.interpret import _codes, _value
 from hutong.reportread.tables import critical_alert
@@ -314,28 +314,14 @@ def statistics(store, institution: str | None = None) -> dict:
             "by_item": by_item}
 
 
-class EscalationLoop:
+class EscalationLoop(Periodic):
     """Checks for overdue alerts every ``interval`` seconds in a daemon thread (several workers may
     run one each: ``escalate_overdue`` claims each alert with a conditional update)."""
 
     def __init__(self, store, interval: float):
-        self.store, self.interval = store, interval
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="reportread-escalation", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            try:
-                escalate_overdue(self.store)
-            except Exception:  # noqa: BLE001 - keep the loop alive; the next round retries
-                log.exception("critical-value escalation failed")
+        self.store = store
+        super().__init__("reportread-escalation", interval, lambda: escalate_overdue(store), log,
+                         "critical-value escalation")
 
 
 def count_open(store) -> int:
