@@ -10,6 +10,12 @@ searches and for card verification with a distinct fresh code per request; and t
 ingest into an empty store from 4 client threads. The floor is a bare Starlette app answering a
 small JSON document under the same uvicorn settings. Versions alternate round by round, so the
 spread of a version's rounds is the run-to-run noise the comparison has to beat.
+
+Since the security capability landed, "current" is measured twice: **current-open** serves this
+tree with security bypassed (``benchmarks/security/open_app.py``: the skeleton's own cost, like for
+like with the previous version, which had no authentication), and **current** is the product as
+shipped: every request carries a Bearer access token from ``hutong auth token`` and is checked,
+authorised and audited.
 """
 
 from __future__ import annotations
@@ -123,10 +129,13 @@ _LUA = textwrap.dedent(r"""
     request = function()
       counter = counter + 1
       local line = lines[(counter % #lines) + 1]
+      local headers = {}
+      if "__TOKEN__" ~= "" then headers["Authorization"] = "Bearer __TOKEN__" end
       if method == "POST" then
-        return wrk.format("POST", "/api/card/verify", {["Content-Type"] = "application/json"}, line)
+        headers["Content-Type"] = "application/json"
+        return wrk.format("POST", "/api/card/verify", headers, line)
       end
-      return wrk.format("GET", line)
+      return wrk.format("GET", line, headers)
     end
 """)
 
@@ -184,14 +193,17 @@ def stop(proc: subprocess.Popen) -> None:
 
 
 def wrk(port: int, lines_file: Path | None, method: str = "GET", seconds: int = 10, connections: int = 16,
-        path: str = "/") -> dict:
+        path: str = "/", token: str = "") -> dict:
     """Run wrk (2 threads) and parse rate, latency percentiles and errors."""
     cmd = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency"]
     script = None
     if lines_file is not None:
         script = Path(tempfile.mkstemp(suffix=".lua")[1])
-        script.write_text(_LUA.replace("__FILE__", str(lines_file)).replace("__METHOD__", method))
+        script.write_text(_LUA.replace("__FILE__", str(lines_file)).replace("__METHOD__", method)
+                          .replace("__TOKEN__", token))
         cmd += ["-s", str(script)]
+    elif token:
+        cmd += ["-H", f"Authorization: Bearer {token}"]
     cmd.append(f"http://127.0.0.1:{port}{path}")
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     if script:
@@ -209,7 +221,15 @@ def wrk(port: int, lines_file: Path | None, method: str = "GET", seconds: int = 
             "socket_errors": errors.group(1) if errors else ""}
 
 
-def ingest(port: int, bundles: list[Path], threads: int = 4) -> dict:
+def access_token(version: Path, env: dict, data: Path) -> str:
+    """A fresh demo system-client token from the running node (``hutong auth token``, issue 11)."""
+    out = subprocess.run([sys.executable, "-m", "hutong.cli", "auth", "token", "--data-dir", str(data),
+                          "--scope", "system/*.* hutong/*"],
+                         env=env, cwd=version, capture_output=True, text=True, check=True).stdout
+    return out.strip().splitlines()[-1].strip()
+
+
+def ingest(port: int, bundles: list[Path], threads: int = 4, token: str = "") -> dict:
     import httpx
 
     bodies = [gzip.decompress(p.read_bytes()) if p.suffix == ".gz" else p.read_bytes() for p in bundles]
@@ -225,7 +245,10 @@ def ingest(port: int, bundles: list[Path], threads: int = 4) -> dict:
                     if not queue:
                         return
                     i = queue.pop()
-                r = client.post("/fhir", content=bodies[i], headers={"Content-Type": "application/fhir+json"})
+                headers = {"Content-Type": "application/fhir+json"}
+                if token:
+                    headers["Authorization"] = f"Bearer {token}"
+                r = client.post("/fhir", content=bodies[i], headers=headers)
                 if r.status_code != 200:
                     failures.append(r.status_code)
 
@@ -240,7 +263,7 @@ def ingest(port: int, bundles: list[Path], threads: int = 4) -> dict:
 
 
 def measure(version: Path, backend: str, bundles: list[Path], ingest_bundles: list[Path], seconds: int,
-            workdir: Path) -> dict:
+            workdir: Path, app: str = "hutong.api.asgi:app", secure: bool = False) -> dict:
     out: dict = {}
     data = workdir / f"data-{uuid.uuid4().hex[:6]}"
     schema = None
@@ -250,11 +273,13 @@ def measure(version: Path, backend: str, bundles: list[Path], ingest_bundles: li
     try:
         codes_n = max(20000, 4000 * seconds)
         prepare(version, data, db_url, bundles, codes_n)
-        proc, port = serve(version, _env(version, data, db_url))
+        env = _env(version, data, db_url)
+        proc, port = serve(version, env, app=app)
         try:
-            out["read"] = wrk(port, data / "reads.txt", seconds=seconds)
-            out["search"] = wrk(port, data / "searches.txt", seconds=seconds)
-            out["verify"] = wrk(port, data / "verify.txt", method="POST", seconds=seconds)
+            token = access_token(version, env, data) if secure else ""
+            out["read"] = wrk(port, data / "reads.txt", seconds=seconds, token=token)
+            out["search"] = wrk(port, data / "searches.txt", seconds=seconds, token=token)
+            out["verify"] = wrk(port, data / "verify.txt", method="POST", seconds=seconds, token=token)
             out["health"] = wrk(port, None, seconds=max(3, seconds // 2), path="/health")
         finally:
             stop(proc)
@@ -268,9 +293,10 @@ def measure(version: Path, backend: str, bundles: list[Path], ingest_bundles: li
     if backend == "postgres":
         db_url, schema = _pg_schema_url()
     try:
-        proc, port = serve(version, _env(version, data, db_url))
+        env = _env(version, data, db_url)
+        proc, port = serve(version, env, app=app)
         try:
-            out["ingest"] = ingest(port, ingest_bundles)
+            out["ingest"] = ingest(port, ingest_bundles, token=access_token(version, env, data) if secure else "")
         finally:
             stop(proc)
     finally:
@@ -308,15 +334,17 @@ def main() -> None:
     rng = random.Random(11)
     rng.shuffle(files)
     bundles, ingest_bundles = files[: args.bundles], files[args.bundles: args.bundles + args.ingest_bundles]
-    versions = {"previous": prev, "current": REPO}
+    versions = {"previous": (prev, "hutong.api.asgi:app", False),
+                "current-open": (REPO, "benchmarks.security.open_app:app", False),
+                "current": (REPO, "hutong.api.asgi:app", True)}
     results: dict = {"floor": [], "runs": []}
     try:
         for rnd in range(args.rounds):
             results["floor"].append(floor(args.seconds))
             print(f"round {rnd + 1} floor: {results['floor'][-1]}", flush=True)
             for backend in args.backends.split(","):
-                for name, root in versions.items():
-                    res = measure(root, backend, bundles, ingest_bundles, args.seconds, workdir)
+                for name, (root, app, secure) in versions.items():
+                    res = measure(root, backend, bundles, ingest_bundles, args.seconds, workdir, app=app, secure=secure)
                     results["runs"].append({"round": rnd + 1, "version": name, "backend": backend, **res})
                     print(f"round {rnd + 1} {backend} {name}: {json.dumps(res)}", flush=True)
     finally:
@@ -329,12 +357,14 @@ def main() -> None:
 
 def report(results: dict) -> str:
     """A Markdown table: median per version and backend, with the min–max spread over rounds."""
-    lines = ["| backend | metric | previous | current | spread previous | spread current |", "|---|---|---|---|---|---|"]
+    names = ("previous", "current-open", "current")
+    lines = ["| backend | metric | " + " | ".join(names) + " | " + " | ".join(f"spread {n}" for n in names) + " |",
+             "|---|---|" + "---|" * (2 * len(names))]
     backends = sorted({r["backend"] for r in results["runs"]})
     for backend in backends:
         for metric in ("ingest", "read", "search", "verify", "health"):
             cells = {}
-            for version in ("previous", "current"):
+            for version in names:
                 vals = [r[metric]["rate"] for r in results["runs"] if r["backend"] == backend and r["version"] == version]
                 p99 = [r[metric].get("p99_ms") for r in results["runs"] if r["backend"] == backend
                        and r["version"] == version and r[metric].get("p99_ms") is not None]
@@ -342,8 +372,8 @@ def report(results: dict) -> str:
                 med = vals[len(vals) // 2] if vals else 0
                 cells[version] = (f"{med:,}/s" + (f", p99 {sorted(p99)[len(p99) // 2]:.1f} ms" if p99 else ""),
                                   f"{vals[0]:,}–{vals[-1]:,}" if vals else "")
-            lines.append(f"| {backend} | {metric} | {cells['previous'][0]} | {cells['current'][0]} | "
-                         f"{cells['previous'][1]} | {cells['current'][1]} |")
+            lines.append(f"| {backend} | {metric} | " + " | ".join(cells[n][0] for n in names) + " | "
+                         + " | ".join(cells[n][1] for n in names) + " |")
     fl = sorted(f["rate"] for f in results["floor"])
     lines.append(f"\nHTTP floor (bare Starlette, 2 workers, wrk): median {fl[len(fl) // 2]:,} req/s "
                  f"(rounds: {', '.join(f'{x:,}' for x in fl)})")
