@@ -22,6 +22,7 @@ class Department:
     code: str
     name: str        # the list's own name (呼吸内科专业)
     common: str      # the name residents see on hospital signs (呼吸内科)
+    en: str          # the English name shown on English pages (Respiratory Medicine)
     aliases: tuple[str, ...]
 
     @property
@@ -36,7 +37,7 @@ def departments() -> dict[str, Department]:
     with open(DATA / "departments.csv", encoding="utf-8", newline="") as fh:
         for row in csv.DictReader(fh):
             aliases = tuple(a for a in (row["aliases"] or "").split("|") if a)
-            out[row["code"]] = Department(row["code"], row["name"], row["common"], aliases)
+            out[row["code"]] = Department(row["code"], row["name"], row["common"], row["en"], aliases)
     return out
 
 

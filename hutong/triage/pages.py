@@ -13,7 +13,6 @@ from hutong.core.caller import Caller
 from hutong.core.errors import FhirError
 from hutong.triage.routes import service
 from hutong.triage.service import MAX_TEXT
-from hutong.triage.vocab import EMERGENCY_ADVICE_EN
 from hutong.web.i18n import N_, current_locale
 from hutong.web.i18n import gettext as _
 from hutong.web.render import add_templates, render
@@ -59,7 +58,7 @@ def triage_ask(request: Request, text: str = Form("", max_length=MAX_TEXT), age:
     english = current_locale().startswith("en")
     advice = None
     if answer is not None:
-        # The model's reasons are Chinese only; the emergency advice has an English text.
-        advice = EMERGENCY_ADVICE_EN if english and answer["urgent"] else answer["advice"]
-    return render(request, "triage/ask.html", {"form": form, "answer": answer, "advice": advice, "errors": errors},
+        advice = answer["advice_en"] if english else answer["advice"]
+    return render(request, "triage/ask.html", {"form": form, "answer": answer, "advice": advice, "errors": errors,
+                                               "english": english},
                   audience="resident", title=_("智能导诊"), status=status)

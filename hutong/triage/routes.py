@@ -30,8 +30,10 @@ class TriageQuestion(BaseModel):
 class DepartmentAnswer(BaseModel):
     code: str
     name: str
+    name_en: str = ""
     score: float
     reason: str
+    reason_en: str = ""
 
 
 class RedFlagAnswer(BaseModel):
@@ -47,6 +49,7 @@ class TriageAnswer(BaseModel):
     departments: list[DepartmentAnswer]
     urgent: bool
     advice: str
+    advice_en: str = ""
     intent: Intent
     red_flags: list[RedFlagAnswer] = []
     age_used: float | None = None

@@ -112,12 +112,15 @@ class Triager:
             ranked = [(vocab.EMERGENCY, 0.95)] + [(c, s * 0.05) for c, s in ranked if c != vocab.EMERGENCY]
         out = []
         for code, score in ranked[:max(3, top)]:
-            out.append({"code": code, "name": department(code).common, "score": round(score, 3),
-                        "reason": self._reason(code, terms, flags, child, pregnant, informed)})
+            reason, reason_en = self._reason(code, terms, flags, child, pregnant, informed)
+            out.append({"code": code, "name": department(code).common, "name_en": department(code).en,
+                        "score": round(score, 3), "reason": reason, "reason_en": reason_en})
+        advice, advice_en = self._advice(out, flags, intent)
         answer = {
             "departments": out,
             "urgent": bool(flags),
-            "advice": self._advice(out, flags, intent),
+            "advice": advice,
+            "advice_en": advice_en,
             "intent": intent,
             "red_flags": [{"id": f.id, "label": f.label, "label_en": f.label_en, "evidence": f.evidence} for f in flags],
             "age_used": age_used,
@@ -126,37 +129,58 @@ class Triager:
         return narrow_to_offered(answer, offered) if offered is not None else answer
 
     @staticmethod
-    def _reason(code: str, terms: dict[str, list[str]], flags, child: bool, pregnant: bool, informed: bool) -> str:
-        dept = department(code).common
+    def _reason(code: str, terms: dict[str, list[str]], flags, child: bool, pregnant: bool,
+                informed: bool) -> tuple[str, str]:
+        """Why this department: (Chinese, English). The resident's own words are quoted as said."""
+        dept, dept_en = department(code).common, department(code).en
         if code == vocab.EMERGENCY and flags:
-            return "出现" + "；".join(f.label for f in flags) + "，需要立即急诊处理"
+            return ("出现" + "；".join(f.label for f in flags) + "，需要立即急诊处理",
+                    "; ".join(f.label_en for f in flags) + ": needs emergency care now")
         said = terms.get(code) or next((t for c, t in terms.items() if matches(c, code) or matches(code, c)), None)
+        quoted = "、".join(said[:3]) if said else ""
         if code == vocab.OBSTETRICS and pregnant:
-            return "孕期出现的不适建议先到产科就诊，由产科医生评估后再转相关专科"
+            return ("孕期出现的不适建议先到产科就诊，由产科医生评估后再转相关专科",
+                    "Complaints during pregnancy are best seen first in Obstetrics, who refer on if needed")
         if code == vocab.PAEDIATRICS and child:
-            return "患者为儿童，" + (f"描述中提到“{'、'.join(said[:3])}”，" if said else "") + "儿科（小儿内科）优先接诊"
+            return ("患者为儿童，" + (f"描述中提到“{quoted}”，" if said else "") + "儿科（小儿内科）优先接诊",
+                    "The patient is a child" + (f" and mentions “{quoted}”" if said else "")
+                    + ": Paediatrics sees children first")
         if code == vocab.PAEDIATRIC_SURGERY and child:
-            return "患者为儿童，外科方面的问题由小儿外科诊治"
+            return ("患者为儿童，外科方面的问题由小儿外科诊治",
+                    "The patient is a child: surgical problems are treated in Paediatric Surgery")
         if said:
-            return f"描述中提到“{'、'.join(said[:3])}”，这类问题通常由{dept}诊治"
+            return (f"描述中提到“{quoted}”，这类问题通常由{dept}诊治",
+                    f"You mention “{quoted}”, usually treated in {dept_en}")
         if not informed:
-            return "描述的信息较少，建议先到全科或内科初步评估"
-        return f"根据描述的症状综合判断，可能与{dept}相关"
+            return ("描述的信息较少，建议先到全科或内科初步评估",
+                    "There is little to go on: start with General Practice or Internal Medicine")
+        return (f"根据描述的症状综合判断，可能与{dept}相关",
+                f"Taken together, the symptoms described may concern {dept_en}")
 
     @staticmethod
-    def _advice(out: list[dict], flags, intent: str) -> str:
+    def _advice(out: list[dict], flags, intent: str) -> tuple[str, str]:
+        """What to do next: (Chinese, English)."""
         if flags:
-            return vocab.EMERGENCY_ADVICE
+            return vocab.EMERGENCY_ADVICE, vocab.EMERGENCY_ADVICE_EN
         first = out[0]["name"] if out else "全科"
+        first_en = out[0]["name_en"] if out else "General Practice"
         if intent == "report":
-            return (f"这是关于检查检验结果的问题：可以在“报告解读”中查看每项指标的含义；结果异常或有不适时，"
-                    f"建议带上报告到{first}就诊。")
+            return ((f"这是关于检查检验结果的问题：可以在“报告解读”中查看每项指标的含义；结果异常或有不适时，"
+                     f"建议带上报告到{first}就诊。"),
+                    (f"This is a question about test results: “Report reading” explains each item; if a result is "
+                     f"abnormal or you feel unwell, take the report to {first_en}."))
         if intent == "medication":
-            return f"用药问题请咨询开药的医生或药师，不要自行增减或停用药物；需要调整用药时可到{first}就诊。"
+            return (f"用药问题请咨询开药的医生或药师，不要自行增减或停用药物；需要调整用药时可到{first}就诊。",
+                    f"Ask the prescribing doctor or a pharmacist about medicines; do not change or stop them on "
+                    f"your own. To adjust them, visit {first_en}.")
         if intent == "cost":
-            return "检查和治疗费用以就诊医院的收费标准为准，医保报销按当地医保政策执行，可咨询医院收费处或拨打医保服务热线12393。"
-        return (f"建议到{first}就诊。如症状突然加重，或出现胸痛、呼吸困难、意识不清、大量出血等情况，"
-                f"请立即拨打120。")
+            return ("检查和治疗费用以就诊医院的收费标准为准，医保报销按当地医保政策执行，可咨询医院收费处或拨打医保服务热线12393。",
+                    "Charges follow the hospital's price list and reimbursement follows local medical-insurance "
+                    "rules: ask the hospital's cashier or call the insurance hotline 12393.")
+        return ((f"建议到{first}就诊。如症状突然加重，或出现胸痛、呼吸困难、意识不清、大量出血等情况，"
+                 f"请立即拨打120。"),
+                (f"Visit {first_en}. If symptoms suddenly worsen, or there is chest pain, difficulty breathing, "
+                 f"confusion or heavy bleeding, call 120 now."))
 
 
 def narrow_to_offered(answer: dict, offered: Iterable[str]) -> dict:
@@ -188,8 +212,9 @@ def narrow_to_offered(answer: dict, offered: Iterable[str]) -> dict:
         seen.add(target)
         entry = dict(d)
         if target != code:
-            entry.update(code=target, name=department(target).common,
-                         reason=d["reason"] + f"（附近机构开设{department(target).common}）")
+            entry.update(code=target, name=department(target).common, name_en=department(target).en,
+                         reason=d["reason"] + f"（附近机构开设{department(target).common}）",
+                         reason_en=d.get("reason_en", "") + f" (nearby institutions offer {department(target).en})")
         kept.append(entry)
     out = dict(answer)
     if kept:

@@ -3,12 +3,13 @@
 from hutong.capability import Capability, Middleware, NavEntry
 from hutong.web import cli, console_routes, routes, tables
 from hutong.web.errors import HtmlErrors
+from hutong.web.page_locale import PageLocale
 
 CAPABILITY = Capability(
     name="web",
     summary="页面 web layer: layouts per audience, zh-CN/en catalog, vendored ECharts, HTML error pages",
     routers=[routes.router, console_routes.router],
-    middleware=[Middleware(HtmlErrors, "inner")],
+    middleware=[Middleware(HtmlErrors, "inner"), Middleware(PageLocale, "inner")],
     cli=cli.register,
     nav=[
         NavEntry("console", "/console", "概览", "web.console", order=0),

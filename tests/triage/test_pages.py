@@ -40,3 +40,18 @@ def test_a_bad_age_is_an_error_on_the_page(page_server, page):
     assert "年龄请填写数字" in page.inner_text(".error-box")
     assert page.locator("#answer").count() == 0
     assert page.input_value("#f-text") == "头痛"  # nothing the resident typed is lost
+
+
+def test_the_answer_in_english(page_server, page, screenshot):
+    """With English chosen, departments, reasons and advice are English; the resident's words are quoted as said."""
+    page.set_extra_http_headers(RESIDENT)
+    page.goto(page_server + "/portal/triage?lang=en")
+    _ask(page, page_server, "孩子发烧三天咳嗽")
+    first = page.locator("#departments li").first
+    assert first.get_attribute("data-code") == "07"
+    assert "Paediatrics" in first.inner_text()
+    assert "儿科" not in first.inner_text()
+    assert "call 120" in page.inner_text("#answer")
+    # text the page handler translates before rendering (the title) is English too
+    assert page.inner_text("h1") == "Which department?"
+    screenshot(page, "portal-triage-english")

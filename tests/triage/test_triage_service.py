@@ -42,7 +42,7 @@ def test_answer_has_the_contract_shape(triager):
     scores = [d["score"] for d in a["departments"]]
     assert scores == sorted(scores, reverse=True)
     for d in a["departments"]:
-        assert set(d) == {"code", "name", "score", "reason"}
+        assert set(d) == {"code", "name", "name_en", "score", "reason", "reason_en"}
         assert d["code"] in departments() and d["reason"]
     assert a["departments"][0]["code"] == "03.02"
 
@@ -159,3 +159,19 @@ def test_train_save_load_round_trip(tmp_path):
     p = again.predict_proba("牙疼得厉害")
     assert max(p, key=p.get) == "12"
     assert abs(sum(p.values()) - 1) < 1e-5
+
+
+@pytest.mark.parametrize("text", ["孩子发烧三天咳嗽", "胸口压榨样疼痛伴出汗半小时", "化验单上谷丙转氨酶偏高是什么意思",
+                                  "这个药能不能停", "嗯"])
+def test_every_answer_has_english_beside_chinese(triager, text):
+    a = triager.answer(text)
+    assert a["advice_en"] and not any("\u4e00" <= ch <= "\u9fff" for ch in a["advice_en"])
+    for d in a["departments"]:
+        assert d["name_en"] == department(d["code"]).en
+        # English text, except the resident's own words quoted inside “…”
+        outside_quotes = "".join(part for i, part in enumerate(d["reason_en"].replace("”", "“").split("“")) if i % 2 == 0)
+        assert d["reason_en"] and not any("\u4e00" <= ch <= "\u9fff" for ch in outside_quotes), d["reason_en"]
+
+
+def test_every_department_of_the_list_has_an_english_name():
+    assert all(d.en and d.en.isascii() for d in departments().values())
