@@ -28,13 +28,14 @@ import re
 from dataclasses import dataclass
 
 import hl7
-from sqlalchemy import insert
+from sqlalchemy import delete, insert
 
 from hutong.china.ids import is_valid_resident_id
 from hutong.core.clock import now_us
 from hutong.core.errors import FhirError
 from hutong.core.ids import ID_RE, new_id
-from hutong.recognition.tables import recognition_hl7_rejected
+from hutong.recognition.service import fetch
+from hutong.recognition.tables import recognition_hl7_rejected, recognition_hl7_report
 
 log = logging.getLogger("hutong.recognition.hl7v2")
 
@@ -123,12 +124,49 @@ def parse(text: str) -> hl7.Message:
     return msg
 
 
-def field(seg, f: int, rep: int = 1, comp: int = 1, sub: int = 1) -> str:
-    """One value of a segment (unescaped), '' when absent."""
+def library_field(seg, f: int, rep: int = 1, comp: int = 1, sub: int = 1) -> str:
+    """One value of a segment through python-hl7's ``extract_field`` (unescaped), '' when absent."""
     try:
         return str(seg.extract_field(1, f, rep, comp, sub) or "").strip()
     except (IndexError, KeyError, ValueError, AttributeError):
         return ""
+
+
+def field(seg, f: int, rep: int = 1, comp: int = 1, sub: int = 1) -> str:
+    """One value of a segment (unescaped), '' when absent.
+
+    Read from python-hl7's parse tree directly (Field → Repetition → Component → subcomponent);
+    ``extract_field`` costs about ten times more and a message asks for some 200 values. A value
+    holding the escape character goes through ``extract_field`` for its unescaping."""
+    try:
+        v = seg[f]
+    except IndexError:
+        return ""
+    if isinstance(v, str):
+        value = v if rep == comp == sub == 1 else ""
+    elif not v:
+        return ""
+    elif isinstance(v[0], str):  # a plain field: one repetition of one component
+        value = v[0] if rep == comp == sub == 1 else ""
+    else:
+        if rep > len(v):
+            return ""
+        r = v[rep - 1]
+        if isinstance(r, str):
+            value = r if comp == sub == 1 else ""
+        elif comp > len(r):
+            return ""
+        else:
+            c = r[comp - 1]
+            if isinstance(c, str):
+                value = c if sub == 1 else ""
+            else:
+                value = c[sub - 1] if sub <= len(c) else ""
+    if not isinstance(value, str):
+        return library_field(seg, f, rep, comp, sub)
+    if "\\" in value:
+        return library_field(seg, f, rep, comp, sub)
+    return value.strip()
 
 
 def repetitions(seg, f: int) -> int:
@@ -301,6 +339,13 @@ def _patient(tx, pid, institution: str) -> tuple[str | None, dict | None]:
     mrn = [i for i in idents if i["system"].startswith(MRN_PREFIX)]
     resident = [i for i in idents if i["system"] == RESIDENT]
     for ident in mrn + resident:
+        # the patient index's identifier table (one key lookup), then the search index for records
+        # the patient index has not indexed yet
+        for (pid_,) in fetch(tx, _IDENT_SQL, (ident["system"], ident["value"])):
+            s = tx.read("Patient", pid_)
+            if s is not None and not s.deleted:
+                return pid_, None
+    for ident in mrn + resident:
         ids = tx.search_ids("Patient", [("identifier", f"{ident['system']}|{ident['value']}")], limit=20)
         if ids:
             return ids[0], None
@@ -342,12 +387,42 @@ def _report_number(obr) -> str:
 
 def _existing_report(tx, obr, institution: str) -> tuple[str | None, list[str]]:
     """The stored report with this OBR's report number (a resend or a correction) and its results."""
-    ident = f"{REPORT_PREFIX}{institution}|{_report_number(obr)[:64]}"
-    existing = tx.search_ids("DiagnosticReport", [("identifier", ident)], limit=2)
-    if not existing:
+    rows = fetch(tx, _REPORT_SQL, (institution, _report_number(obr)[:64]))
+    if not rows:
         return None, []
-    s = tx.read("DiagnosticReport", existing[0])
-    return existing[0], [(r.get("reference") or "").split("/", 1)[-1] for r in (s.resource.get("result") or [])]
+    s = tx.read("DiagnosticReport", rows[0][0])
+    if s is None or s.deleted:  # deleted through FHIR since: the resend is a new report
+        return None, []
+    return rows[0][0], [(r.get("reference") or "").split("/", 1)[-1] for r in (s.resource.get("result") or [])]
+
+
+_IDENT_SQL = "SELECT patient_id FROM mpi_ident WHERE system = ? AND value = ?"
+_REPORT_SQL = "SELECT report_id FROM recognition_hl7_report WHERE institution = ? AND number = ?"
+
+
+def _remember_reports(tx, institution: str, groups, report_ids: list[str]) -> None:
+    t = recognition_hl7_report.c
+    ts = now_us()
+    for (obr, _o, _s), rid in zip(groups, report_ids, strict=True):
+        number = _report_number(obr)[:64]
+        tx.conn.execute(delete(recognition_hl7_report).where(t.institution == institution, t.number == number))
+        tx.conn.execute(insert(recognition_hl7_report).values(institution=institution, number=number, report_id=rid,
+                                                              ts_us=ts))
+
+
+def _references_checked(tx, prepared) -> None:
+    """Check every reference of the message's new resources in one query per type (they name the
+    patient, the institution and each other), instead of one round trip per resource."""
+    own = {(kind, res["id"]) for kind, res, _p in prepared}
+    wanted: dict = {}
+    for _kind, _res, p in prepared:
+        if p is not None:
+            wanted.update({k: v for k, v in p.wanted.items() if k not in own})
+    found = tx.existing(set(wanted))
+    for key in wanted:
+        if key not in found:
+            raise FhirError(400, "not-found", f"reference {key[0]}/{key[1]} does not resolve to an existing resource")
+    tx.will_exist |= found | own
 
 
 def _build_group(obr, obxs, spms, *, patient: str, institution: str, msh_time: str | None, n: int,
@@ -471,11 +546,13 @@ def _store(store, tenant, msh, pid, groups, msh_time) -> tuple[str, list[str]]:
             for (obr, _o, _s), (existing, _r) in zip(groups, built, strict=True):
                 if _existing_report(tx, obr, institution)[0] != existing:
                     raise _Changed()
+            _references_checked(tx, prepared)
             for kind, res, p in prepared:
                 if p is not None:
                     tx.create(res, prepared=p)
                 else:
                     tx.update(kind, res["id"], res)
+            _remember_reports(tx, institution, groups, [resources[-1][1] for _e, resources in built])
     except _Changed:
         # someone stored the same patient or report meanwhile: plan again under the lock
         with store.write(tenant) as tx:
@@ -485,6 +562,7 @@ def _store(store, tenant, msh, pid, groups, msh_time) -> tuple[str, list[str]]:
             for _existing, resources in built:
                 for kind, rid, res, _replaces in resources:
                     tx.update(kind, rid, res)
+            _remember_reports(tx, institution, groups, [resources[-1][1] for _e, resources in built])
     return patient_id, [resources[-1][1] for _e, resources in built]
 
 

@@ -27,7 +27,8 @@ MRN_PREFIX = "urn:hutong:mrn:"  # + Organization id: a hospital's own record num
 # The order-time queries go straight to the driver (as the store's read by id does): the hook asks
 # them on every call, and SQLAlchemy's statement building and result machinery cost several times
 # the index probes themselves. Written with ``?`` and adapted to the driver's placeholder.
-def _fetch(tx, sql: str, params: tuple) -> list[tuple]:
+def fetch(tx, sql: str, params: tuple) -> list[tuple]:
+    """Rows of ``sql`` (``?`` placeholders) on the transaction's driver connection."""
     tx.flush()
     if tx.store.is_postgres:
         sql = sql.replace("?", "%s")
@@ -109,7 +110,7 @@ def recognisable_for_orders(tx, patient_ids: list[str], orders: list[list[str]],
     # the widest window any item could have (condition rules only shorten or lengthen it per patient)
     widest = max(max([i.validity_days, *(d for _c, d in i.rules)]) for i in items.values())
     pids = list(dict.fromkeys(patient_ids))
-    rows = _fetch(tx, _results_sql(len(pids), len(codes)), (*pids, *codes, at - day_us(widest), at))
+    rows = fetch(tx, _results_sql(len(pids), len(codes)), (*pids, *codes, at - day_us(widest), at))
     if conditions is None:
         conditions = frozenset(r[3] for r in rows if r[0] == "Condition" and r[3] in wanted_conditions)
     rows = [r for r in rows if r[0] != "Condition" and r[3] in result_codes]
@@ -167,7 +168,7 @@ def resolve_person(tx, patient_id: str | None, patient: dict | None, institution
     if idents:
         # the patient index's identifier table, with the person and its records, in one statement
         where = " OR ".join(["(i.system = ? AND i.value = ?)"] * len(idents))
-        rows = _fetch(tx, _IDENT_SQL + where, tuple(v for pair in idents for v in pair))
+        rows = fetch(tx, _IDENT_SQL + where, tuple(v for pair in idents for v in pair))
         for pid, pers, _other in rows:
             add([pid])
             person = person or pers
@@ -180,7 +181,7 @@ def resolve_person(tx, patient_id: str | None, patient: dict | None, institution
         if s is not None and not s.deleted:
             found.append(patient_id)
     if found and person is None:
-        rows = _fetch(tx, _RECORD_SQL, (found[0],))
+        rows = fetch(tx, _RECORD_SQL, (found[0],))
         if rows:
             person = rows[0][0]
             add(sorted(r[1] for r in rows))
