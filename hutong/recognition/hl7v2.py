@@ -349,6 +349,11 @@ def _patient(tx, pid, institution: str) -> tuple[str | None, dict | None]:
         ids = tx.search_ids("Patient", [("identifier", f"{ident['system']}|{ident['value']}")], limit=20)
         if ids:
             return ids[0], None
+    return None, _new_patient(pid, institution, idents)
+
+
+def _new_patient(pid, institution: str, idents: list[dict]) -> dict:
+    """A Patient from PID: identifiers, name, sex (PID-8), birth date (PID-7)."""
     patient: dict = {"resourceType": "Patient", "identifier": idents,
                      "managingOrganization": {"reference": f"Organization/{institution}"},
                      "meta": {"source": f"urn:hutong:org:{institution}"}}
@@ -362,7 +367,7 @@ def _patient(tx, pid, institution: str) -> tuple[str | None, dict | None]:
     birth = dtm(field(pid, 7), "PID-7")
     if birth:
         patient["birthDate"] = birth[:10]
-    return None, patient
+    return patient
 
 
 def _groups(msg) -> list[tuple[object, list, list]]:
@@ -614,6 +619,56 @@ def _now_dtm() -> str:
     return local_time(now_us(), "%Y%m%d%H%M%S") + "+0800"
 
 
+def _checked(msg: hl7.Message) -> tuple[object, object, list, str | None]:
+    """Check a parsed message: ``(MSH, PID, groups, MSH-7)``; ``Refused`` when it is not an
+    ORU^R01 / OUL^R22 this module can map."""
+    msh = msg.segment("MSH")
+    kind, trigger = field(msh, 9, 1, 1).upper(), field(msh, 9, 1, 2).upper()
+    if (kind, trigger) not in _SUPPORTED:
+        raise Refused("AR", f"MSH-9: {kind}^{trigger} is not accepted here (ORU^R01, OUL^R22)",
+                      hl7_error="200", where="MSH^1^9")
+    version = field(msh, 12)
+    if not re.fullmatch(r"2\.[1-9](\.\d+)?", version):
+        raise Refused("AR", f"MSH-12: version {version[:10]!r} is not HL7 v2.1–2.9", hl7_error="203", where="MSH^1^12")
+    if not field(msh, 10):
+        raise Refused("AR", "MSH-10: the message control id is required", hl7_error="101", where="MSH^1^10")
+    msh_time = dtm(field(msh, 7), "MSH-7")
+    try:
+        pid = msg.segment("PID")
+    except KeyError:
+        raise Refused("AE", "no PID segment", hl7_error="100", where="PID") from None
+    groups = _groups(msg)
+    if not groups:
+        raise Refused("AE", "no OBR segment: nothing to store", hl7_error="100", where="OBR")
+    return msh, pid, groups, msh_time
+
+
+def to_bundle(raw: bytes) -> dict:
+    """An ORU^R01 / OUL^R22 message as a FHIR ``collection`` Bundle — the Patient (from PID), each
+    OBR's DiagnosticReport with its Observations (+ Specimen) — mapped exactly as ``receive`` maps
+    what it stores, but without a store: nothing is looked up or written (report interpretation).
+    ``FhirError`` 400 (OperationOutcome) saying why for a message that cannot be mapped."""
+    try:
+        msh, pid, groups, msh_time = _checked(parse(decode(raw)[0]))
+        institution = field(msh, 4, 1, 1) or field(msh, 4, 1, 2) or "unknown"
+        if not ID_RE.match(institution):
+            institution = "unknown"
+        idents = _patient_identifiers(pid, institution)
+        patient = _new_patient(pid, institution, idents)
+        patient["id"] = new_id()
+        resources = [patient]
+        for i, (obr, obxs, spms) in enumerate(groups):
+            resources += [res for _k, _id, res, _r in _build_group(
+                obr, obxs, spms, patient=patient["id"], institution=institution, msh_time=msh_time, n=i + 1,
+                existing=None, old_results=[])]
+    except Refused as exc:
+        where = [exc.where] if exc.where else []
+        raise FhirError(400, "structure" if exc.code == "AR" else "value",
+                        f"HL7 v2 报文无法解读 / the HL7 v2 message cannot be read: {exc.why}", *where) from None
+    return {"resourceType": "Bundle", "type": "collection",
+            "entry": [{"fullUrl": f"{r['resourceType']}/{r['id']}", "resource": r} for r in resources]}
+
+
 def receive(store, raw: bytes, *, via: str = "http", tenant: str | None = None) -> Outcome:
     """Store one HL7 v2 message (all of it or none) and answer its ACK."""
     msg = None
@@ -622,24 +677,7 @@ def receive(store, raw: bytes, *, via: str = "http", tenant: str | None = None) 
     try:
         text, encoding = decode(raw)
         msg = parse(text)
-        msh = msg.segment("MSH")
-        kind, trigger = field(msh, 9, 1, 1).upper(), field(msh, 9, 1, 2).upper()
-        if (kind, trigger) not in _SUPPORTED:
-            raise Refused("AR", f"MSH-9: {kind}^{trigger} is not accepted here (ORU^R01, OUL^R22)",
-                          hl7_error="200", where="MSH^1^9")
-        version = field(msh, 12)
-        if not re.fullmatch(r"2\.[1-9](\.\d+)?", version):
-            raise Refused("AR", f"MSH-12: version {version[:10]!r} is not HL7 v2.1–2.9", hl7_error="203", where="MSH^1^12")
-        if not field(msh, 10):
-            raise Refused("AR", "MSH-10: the message control id is required", hl7_error="101", where="MSH^1^10")
-        msh_time = dtm(field(msh, 7), "MSH-7")
-        try:
-            pid = msg.segment("PID")
-        except KeyError:
-            raise Refused("AE", "no PID segment", hl7_error="100", where="PID") from None
-        groups = _groups(msg)
-        if not groups:
-            raise Refused("AE", "no OBR segment: nothing to store", hl7_error="100", where="OBR")
+        msh, pid, groups, msh_time = _checked(msg)
         try:
             patient, reports = _store(store, tenant, msh, pid, groups, msh_time)
         except FhirError as exc:  # the mapped resources failed FHIR validation or a reference check
