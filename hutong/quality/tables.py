@@ -44,6 +44,8 @@ quality_issue = Table(
     Column("detail", String(64), nullable=False, default=""),
     Column("ts_us", BigInteger, nullable=False),
     Index("ix_quality_issue_org", "org", "rule", "ts_us"),
+    # The consumer replaces a changed resource's rows: found by resource, whatever the rule.
+    Index("ix_quality_issue_resource", "res_type", "res_id"),
 )
 
 TABLES = (quality_arrival, quality_issue)
