@@ -1,5 +1,6 @@
 """The assessment over real HTTP: a city platform pulls its institutions' figures, an institution's
-report names lab results without units with examples, the Excel export opens, bad input gets 400/404."""
+report names lab results without units with examples, the Excel and PDF exports open (the PDF with
+its CJK font embedded), bad input gets 400/404."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import io
 
 import httpx
 import openpyxl
+import pypdf
 
 from tests.quality.province import lab, organization, patient, visit
 
@@ -57,6 +59,19 @@ def test_city_platform_pulls_its_institutions_and_one_report(server, server_stor
         assert row[3:5] == (4, 1) and ids["bad"] in row[6]
         ranking = openpyxl.load_workbook(io.BytesIO(http.get("/api/quality/institutions.xlsx").content))
         assert ranking.sheetnames == ["排名"]
+
+        p = http.get("/api/quality/institutions/h1/report.pdf", params={"day": _today(), "days": 7})
+        assert p.status_code == 200 and p.headers["content-type"] == "application/pdf"
+        assert "filename*=UTF-8''" in p.headers["content-disposition"]
+        doc = pypdf.PdfReader(io.BytesIO(p.content))
+        words = "".join("".join(page.extract_text().split()) for page in doc.pages)  # cells wrap lines
+        assert "长春市第一医院" in words and "检验结果缺少单位" in words and ids["bad"] in words
+        fonts = [f["/DescendantFonts"][0].get_object() for page in doc.pages
+                 for f in page["/Resources"]["/Font"].values() if "/DescendantFonts" in f.get_object()]
+        assert fonts and all("/FontFile2" in f["/FontDescriptor"] for f in fonts)  # embedded, not referenced
+        english = http.get("/api/quality/institutions/h1/report.pdf", params={"day": _today(), "days": 7, "lang": "en"})
+        assert "lab result without a unit" in "".join(pg.extract_text() for pg in pypdf.PdfReader(
+            io.BytesIO(english.content)).pages)
 
         levels = http.get("/api/quality/levels").json()
         assert [lv["code"] for lv in levels["levels"]] == ["1", "2", "3", "4B", "4A", "5B", "5A"]
