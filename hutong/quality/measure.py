@@ -31,6 +31,7 @@ from hutong.core.clock import local_day, to_us
 from hutong.quality import arrivals, rules
 from hutong.quality.tables import quality_arrival as QA
 from hutong.quality.tables import quality_issue as QI
+from hutong.quality.tables import quality_patient as QP
 from hutong.search.tables import sp_reference as SPR
 from hutong.stats import counters
 from hutong.store import schema
@@ -285,6 +286,14 @@ def _handle(tx, events) -> None:
         if rows:
             conn.execute(QI.insert(), rows)
     _recheck_references(conn, every, written, deleted)
+    patients = {i: res for (t, i), res in every.items() if t == "Patient"}
+    if patients:
+        ids = sorted(patients)
+        for k in range(0, len(ids), 500):
+            conn.execute(delete(QP).where(QP.c.patient_id.in_(ids[k:k + 500])))
+        rows = [{"patient_id": i, "org": arrivals.institution_of(res)} for i, res in patients.items() if res is not None]
+        if rows:
+            conn.execute(QP.insert(), rows)
 
 
 CONSUMER = Consumer(NAME, _handle, None)
@@ -298,7 +307,8 @@ def stored(store) -> dict:
                for r in tx.conn.execute(select(QA))}
         issues = {(r.rule, r.res_type, r.res_id): (r.org, r.day, r.detail, int(r.ts_us))
                   for r in tx.conn.execute(select(QI))}
-    return {"arrivals": arr, "rules": counters.stored(store, RULE_COUNTS), "issues": issues}
+        patients = dict(tx.conn.execute(select(QP.c.patient_id, QP.c.org)).all())
+    return {"arrivals": arr, "rules": counters.stored(store, RULE_COUNTS), "issues": issues, "patients": patients}
 
 
 def _norm(v):
@@ -327,9 +337,12 @@ def recompute(store, batch: int = 5000) -> dict:
         r = schema.resource.c
         present = {(t, i) for t, i in tx.conn.execution_options(yield_per=20000).execute(
             select(r.res_type, r.res_id).where(r.deleted.is_(False)))}
+        patients = {}
         for res_type, rid, text in tx.conn.execution_options(yield_per=2000).execute(
                 select(r.res_type, r.res_id, r.content).where(r.deleted.is_(False))):
             resource = orjson.loads(text)
+            if res_type == "Patient":
+                patients[rid] = arrivals.institution_of(resource)
             found = []
             if res_type in rules.TYPES:
                 found = _issue_rows(res_type, rid, resource)
@@ -339,7 +352,7 @@ def recompute(store, batch: int = 5000) -> dict:
             for row in found:
                 issues[(row["rule"], res_type, rid)] = (row["org"], row["day"], row["detail"], row["ts_us"])
     arr = {k: tuple(_norm(v[f]) for f in (*_ARRIVAL_FIELDS, "last_us")) for k, v in acc.items()}
-    return {"arrivals": arr, "rules": counters.recompute(store, RULE_COUNTS), "issues": issues}
+    return {"arrivals": arr, "rules": counters.recompute(store, RULE_COUNTS), "issues": issues, "patients": patients}
 
 
 def rebuild(store) -> None:
@@ -349,6 +362,9 @@ def rebuild(store) -> None:
         conn = tx.conn
         conn.execute(delete(QA))
         conn.execute(delete(QI))
+        conn.execute(delete(QP))
+        if fresh["patients"]:
+            conn.execute(QP.insert(), [{"patient_id": i, "org": o} for i, o in fresh["patients"].items()])
         conn.execute(delete(counters.stats_counter).where(counters.stats_counter.c.counter == RULE_COUNTS.name))
         names = (*_ARRIVAL_FIELDS, "last_us")
         rows = [dict(zip(("org", "day", "res_type", "interface"), k, strict=True)) | dict(zip(names, v, strict=True))

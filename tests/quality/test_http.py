@@ -92,3 +92,21 @@ def _today() -> str:
     from hutong.core.clock import local_day, now_us
 
     return local_day(now_us())
+
+
+def test_duplicate_registrations_show_in_the_institution_report(server, server_store, fhir):
+    """The same resident registered twice at h1 (a manual re-registration) is one duplicate record in h1's
+    report; the same resident at h2 is not h1's duplicate."""
+    for oid, name, city, platform in (("h1", "长春市第一医院", "长春市", "2201"), ("h2", "吉林市中心医院", "吉林市", "2202")):
+        assert fhir.put(f"/Organization/{oid}", json=organization(oid, name, city, platform)).status_code == 201
+    for org in ("h1", "h1", "h2"):
+        assert fhir.post("/Patient", json=patient(org, 21)).status_code == 201
+    assert fhir.post("/Patient", json=patient("h1", 22)).status_code == 201
+    server_store.run_consumers()
+    server_store.run_consumers()  # the patient index links, then the figures are read
+    with httpx.Client(base_url=server, timeout=60) as http:
+        h1 = http.get("/api/quality/institutions/h1", params={"day": _today(), "days": 7}).json()["identity"]
+        h2 = http.get("/api/quality/institutions/h2", params={"day": _today(), "days": 7}).json()["identity"]
+    assert (h1["linkedPatients"], h1["duplicateRecords"], h1["patientsRegistered"]) == (3, 1, 3)
+    assert (h2["linkedPatients"], h2["duplicateRecords"]) == (1, 0)
+    assert abs(h1["duplicateRate"] - 1 / 3) < 1e-9
