@@ -15,9 +15,9 @@ from markupsafe import Markup
 
 from hutong.api.caller import permit
 from hutong.core.caller import Caller
-from hutong.core.clock import local_time
+from hutong.core.clock import local_time, now_us
 from hutong.core.errors import FhirError
-from hutong.quality import levels, report, views
+from hutong.quality import levels, metrics, pdf, report, views
 from hutong.stats.excel import XLSX, workbook
 from hutong.web.charts import bar_chart, chart, jilin_map, line_chart
 from hutong.web.i18n import gettext as _
@@ -132,6 +132,27 @@ def institution_xlsx(org: str, request: Request, caller: Caller = Depends(permit
                      day: str | None = None, days: int = report.WINDOW_DAYS):
     rep = _report(request, org, day, days)
     return _xlsx(workbook(views.report_sheets(rep)), f"{rep.institution.name}-互联互通测评.xlsx")
+
+
+@router.get("/metrics", summary="The node's metrics in Prometheus text format (every worker process)")
+def prometheus_metrics(request: Request, caller: Caller = Depends(permit("quality.metrics"))):
+    return Response(metrics.scrape(request.app.state.node), media_type=metrics.CONTENT_TYPE,
+                    headers={"Cache-Control": "no-store"})
+
+
+@router.get("/api/quality/institutions/{org}/report.pdf", summary="One institution's report as PDF (CJK font embedded)")
+@localized
+def institution_pdf(org: str, request: Request, caller: Caller = Depends(permit("quality.export")),
+                    day: str | None = None, days: int = report.WINDOW_DAYS):
+    rep = _report(request, org, day, days)
+    sheets = views.report_sheets(rep)
+    footer = _("%(name)s · 互联互通测评（估计） · 生成于 %(at)s", name=rep.institution.name,
+               at=local_time(now_us()))
+    data = pdf.sheets_pdf(sheets, title=sheets[0].title, footer=footer, lang=request_locale(request))
+    filename = f"{rep.institution.name}-互联互通测评.pdf"
+    return Response(data, media_type=pdf.PDF, headers={
+        "Content-Disposition": f"attachment; filename=\"quality.pdf\"; filename*=UTF-8''{quote(filename)}",
+        "Cache-Control": "no-store"})
 
 
 # ------------------------------------------------------------------------------------------ pages
