@@ -263,10 +263,18 @@ def city_to_province(work: Path, steady_s: float, outage_s: float, per_bundle: i
             peers = [p for p in get_json(city.url, "/api/federation/status")["peers"] if p["direction"] == "down"]
             return peers and peers[0]["applied_through"] >= province_head and peers[0]
 
-        peer1 = wait_for(up_caught, max(300.0, 2 * outage_s), "the province catching up", 0.1)
-        catch_up_s = time.perf_counter() - restored
-        wait_for(down_caught, max(300.0, 2 * outage_s), "the city catching up with the province", 0.1)
-        down_catch_up_s = time.perf_counter() - restored
+        # Both directions polled together: each time is from the restore to that side being caught up.
+        peer1 = None
+        catch_up_s = down_catch_up_s = None
+        deadline = time.perf_counter() + max(300.0, 2 * outage_s)
+        while catch_up_s is None or down_catch_up_s is None:
+            if time.perf_counter() > deadline:
+                raise TimeoutError("the nodes did not catch up after the restore")
+            if catch_up_s is None and (got := up_caught()):
+                peer1, catch_up_s = got, time.perf_counter() - restored
+            if down_catch_up_s is None and down_caught():
+                down_catch_up_s = time.perf_counter() - restored
+            time.sleep(0.1)
         for w in writers:
             w.stop.set()
         for w in writers:
