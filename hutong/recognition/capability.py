@@ -1,7 +1,11 @@
 """Result mutual recognition (检查检验结果互认) as a capability of the node."""
 
 from hutong.capability import Capability, Consumer
-from hutong.recognition import cli, index, routes, tables
+from hutong.recognition import cli, hl7v2, index, routes, tables
+from hutong.reportread.report import register_hl7v2_mapper
+
+# report interpretation reads a lab's HL7 v2 ORU the way recognition maps the ones it stores
+register_hl7v2_mapper(hl7v2.to_bundle)
 
 CAPABILITY = Capability(
     name="recognition",

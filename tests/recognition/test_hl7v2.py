@@ -175,3 +175,21 @@ def test_mllp_listener_acks_each_message_in_order(store):
         linked = tx.read("DiagnosticReport", found["R-ML1"][0]).resource["subject"]
     assert [len(v) for v in found.values()] == [1, 0, 1]
     assert linked == {"reference": "Patient/pa"}
+
+
+def test_field_reads_the_parse_tree_as_the_library_does():
+    """``field`` reads python-hl7's tree directly; it answers what ``extract_field`` answers for every
+    field, repetition, component and subcomponent of real-looking messages (escapes included)."""
+    texts = [oru(), oru(pid3="A0001^^^hosp-a^MR", obx=["OBX|1|ST|N^注^L||a\\F\\b\\S\\c~第二行||||||F",
+                                                         "OBX|2|CWE|1^x&y&z^L^2^w^LN||A^B~C^D||||||F", "OBX|3|NM|"])]
+    checked = 0
+    for text in texts:
+        for seg in hl7v2.parse(text.replace("\r", "\r")):
+            for f in range(1, len(seg) + 1):
+                for rep in (1, 2, 3):
+                    for comp in (1, 2, 3, 4, 5, 6):
+                        for sub in (1, 2, 3):
+                            assert hl7v2.field(seg, f, rep, comp, sub) == hl7v2.library_field(seg, f, rep, comp, sub), \
+                                (str(seg[0]), f, rep, comp, sub)
+                            checked += 1
+    assert checked > 5000
