@@ -8,7 +8,7 @@ CAPABILITY = Capability(
     summary="互联互通测评 interoperability and data-quality assessment, measured from the change log",
     routers=[routes.router],
     middleware=[Middleware(metrics.RequestMetrics, "outer")],
-    startup=lambda node: metrics.enable(node.settings.data_dir),
+    startup=lambda node: (tables.ensure_indexes(node.store.engine), metrics.enable(node.settings.data_dir)),
     consumers=[measure.CONSUMER],
     nav=[NavEntry("console", "/console/quality", "互联互通测评", "quality.read", order=40),
          NavEntry("console", "/console/operations", "运行监控", "quality.metrics", order=41)],
