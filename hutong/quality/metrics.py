@@ -51,19 +51,30 @@ def enable(data_dir: Path | str) -> Path:
     with _lock:
         if _metrics is not None:
             return _dir
-        folder = Path(os.environ.get("PROMETHEUS_MULTIPROC_DIR") or Path(data_dir) / "metrics")
+        configured = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+        folder = Path(configured or Path(data_dir) / "metrics")
         folder.mkdir(parents=True, exist_ok=True)
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(folder)
         _remove_dead(folder)
-        values.ValueClass = values.MultiProcessValue()
-        from prometheus_client import Counter, Histogram
+        # prometheus_client opens a process's files when the first value of each kind is made, from
+        # PROMETHEUS_MULTIPROC_DIR: set it for that moment only, so that processes this one starts
+        # (a test's node processes, a benchmark's) do not inherit this node's folder.
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(folder)
+        try:
+            values.ValueClass = values.MultiProcessValue()
+            from prometheus_client import Counter, Histogram
 
-        _metrics = {
-            "requests": Counter("hutong_http_requests", "HTTP requests answered, by interface, method and status class",
-                                ["interface", "method", "status"], registry=None),
-            "duration": Histogram("hutong_http_request_duration_seconds", "Time to answer an HTTP request",
-                                  ["interface"], buckets=BUCKETS, registry=None),
-        }
+            _metrics = {
+                "requests": Counter("hutong_http_requests",
+                                    "HTTP requests answered, by interface, method and status class",
+                                    ["interface", "method", "status"], registry=None),
+                "duration": Histogram("hutong_http_request_duration_seconds", "Time to answer an HTTP request",
+                                      ["interface"], buckets=BUCKETS, registry=None),
+            }
+            _metrics["requests"].labels("metrics", "GET", "2xx")  # opens the counter file
+            _metrics["duration"].labels("metrics")  # and the histogram's
+        finally:
+            if configured is None:
+                os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
         _dir = folder
         return folder
 

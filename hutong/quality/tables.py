@@ -61,3 +61,22 @@ quality_patient = Table(
 )
 
 TABLES = (quality_arrival, quality_issue, quality_patient)
+
+
+def ensure_indexes(engine) -> None:
+    """Indexes added after a table first shipped (``create_all`` makes them only with a new table).
+
+    ``IF NOT EXISTS``, and a failure (another worker creating it at the same moment, a busy SQLite
+    file) only logged: the index makes the consumer faster, nothing depends on it for correctness."""
+    import logging
+
+    from sqlalchemy.schema import CreateIndex
+
+    for table in TABLES:
+        for index in table.indexes:
+            try:
+                with engine.begin() as conn:
+                    conn.execute(CreateIndex(index, if_not_exists=True))
+            except Exception as exc:  # noqa: BLE001 - see the docstring
+                logging.getLogger("hutong.quality").warning("index %s not created now (%s)", index.name,
+                                                            type(exc).__name__)
