@@ -30,7 +30,7 @@ from sqlalchemy import and_, func, insert, select, update
 from hutong.core.caller import Caller
 from hutong.core.clock import now_us
 from hutong.core.errors import FhirError
-from hutong.security.tables import audit_anchor, audit_event, audit_head
+from hutong.security.tables import audit_anchor, audit_cut, audit_event, audit_head
 
 log = logging.getLogger("hutong.security.audit")
 
@@ -333,6 +333,8 @@ class AuditTrail:
         self._lock = threading.Lock()
         self._start_lock = threading.Lock()
         self.dropped = 0
+        #: ``on_patients(caller_id, patients, address)`` hears who was shown which patients (scraping detection).
+        self.on_patients = None
 
     def entry(self, call, status: int, body, description: str = "") -> Entry:
         caller = call.caller
@@ -445,6 +447,8 @@ class AuditTrail:
                     entry.what = what
                 if entry.patients or entry.subtype in _ALWAYS or entry.break_glass:
                     entries.append(entry)
+                    if entry.patients and self.on_patients is not None and entry.outcome == "0":
+                        self.on_patients(entry.caller.client_id, entry.patients, entry.address)
             try:
                 with self.store.write() as tx:
                     n = append(tx.conn, entries)
@@ -505,11 +509,16 @@ def verify(store, batch: int = 5000) -> Verification:
             return Verification(True, 0)
         expected_seq = first
         prev = None
-        if first > 1:  # older events were pruned: the chain continues from the anchor at the cut
-            anchor = tx.conn.execute(select(audit_anchor.c.hash).where(audit_anchor.c.seq == first - 1)).scalar()
-            if anchor is None:
-                return Verification(False, 0, first, "events before it are missing and no anchor marks a cut")
-            prev = anchor
+        if first > 1:  # older events were purged: the chain continues from the signed cut (retention.py)
+            from hutong.security.retention import check_cut
+
+            cut = tx.conn.execute(select(audit_cut).where(audit_cut.c.seq == first - 1)).first()
+            if cut is None:
+                return Verification(False, 0, first, "events before it are missing and no signed cut marks a purge")
+            problem = check_cut(tx.conn, cut)
+            if problem:
+                return Verification(False, 0, first, problem)
+            prev = cut.hash
         else:
             prev = GENESIS
         last = first - 1

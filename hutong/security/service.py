@@ -50,9 +50,27 @@ class SecurityService:
         self.sessions = Sessions(self.store, self.settings)
         self.audit = AuditTrail(self.store, self.settings)
         self.events = SecurityEvents(self.store)
+        from hutong.security.protection import Protection
+
+        self.protection = Protection(self.settings, self.events)
+        self.audit.on_patients = self.protection.read_patients
 
     def authenticate(self, header: Callable[[str], str | None]) -> Caller:
-        """The caller of a request, from its headers."""
+        """The caller of a request, from its headers (429 when the caller is over its rate limit)."""
+        caller = self._authenticate(header)
+        if caller.auth in ("token", "session", "gateway"):
+            from hutong.security.audit import client_address
+
+            address = client_address.get()
+            wait = self.protection.client_wait(caller.client_id, address)
+            if wait:
+                from hutong.security.protection import retry_after
+
+                raise FhirError(429, "throttled", "too many requests from this client: slow down and retry later",
+                                headers={"Retry-After": retry_after(wait)})
+        return caller
+
+    def _authenticate(self, header: Callable[[str], str | None]) -> Caller:
         auth = header("authorization")
         if auth:
             scheme, _, value = auth.partition(" ")
