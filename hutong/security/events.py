@@ -32,13 +32,17 @@ KINDS = ("login-failed", "login-locked", "token-refused", "token-replay", "unaut
 class SecurityEvents:
     def __init__(self, store):
         self.store = store
+        #: ``on_record(kind, who, address, detail)``: alerting (the syslog forwarder), after the row is written.
+        self.on_record = None
 
     def record(self, kind: str, who: str = "", address: str = "", detail: str = "") -> None:
         """Record one event (never personal data in ``detail``)."""
         with self.store.write() as tx:
             tx.conn.execute(insert(security_event).values(ts_us=now_us(), kind=kind, who=who[:200],
                                                           address=address[:64], detail=detail[:500]))
-        log.warning("security event %s who=%s address=%s", kind, who[:60], address[:40])
+        log.warning("security event %s who=%s address=%s", kind, shown_name(who)[:60], address[:40])
+        if self.on_record is not None:
+            self.on_record(kind, who, address, detail)
 
     def counts(self, since_us: int = 0) -> list[dict]:
         """Counts by kind and Asia/Shanghai day."""

@@ -105,8 +105,27 @@ class SecurityService:
                       roles=roles, tenant=_checked("X-Hutong-Tenant", header("x-hutong-tenant")),
                       patient=_checked("X-Hutong-Patient", header("x-hutong-patient")), auth="gateway")
 
+    def start(self) -> None:
+        """Background work of a running node: audit retention, and syslog forwarding when configured."""
+        from hutong.security.retention import RetentionJob
+
+        self.retention = RetentionJob(self.store, self.settings, self.keys)
+        self.retention.start()
+        target = (getattr(self.settings, "audit_syslog", "") or "").strip()
+        self.forwarder = None
+        if target:
+            from hutong.security.syslog import AuditForwarder
+
+            self.forwarder = AuditForwarder(self.store, target)
+            self.events.on_record = self.forwarder.alert
+            self.forwarder.start()
+
     def close(self) -> None:
         self.audit.close()
+        if getattr(self, "retention", None) is not None:
+            self.retention.stop()
+        if getattr(self, "forwarder", None) is not None:
+            self.forwarder.stop()
 
 
 def node_identity_headers(store, tenant: str, client_id: str) -> dict[str, str]:
