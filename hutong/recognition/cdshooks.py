@@ -211,11 +211,20 @@ def _department(tx, draft: dict) -> str | None:
     return None
 
 
+def _bookkeeping(tx) -> None:
+    """The answer's write holds bookkeeping only (offers, the care relationship, the token's jti):
+    on PostgreSQL it commits without waiting for the WAL flush (``synchronous_commit`` off for this
+    transaction alone; measured 8 ms → 1 ms per call on the loaded benchmark machine). A database
+    crash can lose the last moments of such rows, never corrupt them; no clinical data is written."""
+    if tx.store.is_postgres:
+        tx.conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
+
+
 def answer(store, service_id: str, body, caller: Caller, *, at_us: int | None = None,
            replay: Replay | None = None) -> dict:
     """The CDS Hooks response (``{"cards": [...]}``) for a hook request to ``service_id``.
 
-    One read transaction finds the patient and the results for every draft order; one write
+    One read finds the patient and the results for every draft order; one write
     transaction records the offers, the care relationship and the client token's ``jti``
     (``replay``, from ``cdsauth.verify``)."""
     hook = _service(service_id)
@@ -234,7 +243,9 @@ def answer(store, service_id: str, body, caller: Caller, *, at_us: int | None = 
         if patient is None and body.get("fhirServer"):
             patient = _fetch_patient(body, ctx["patientId"])
         conditions = _conditions_from(prefetch)
-        with store.read() as tx:
+        # three statements that need no common snapshot: autocommit on PostgreSQL saves the BEGIN
+        # and COMMIT round trips
+        with store.read(snapshot=False) as tx:
             person = resolve_person(tx, ctx["patientId"], patient, institution)
             if person.records:
                 fp = fingerprints(tx.conn)
@@ -253,6 +264,7 @@ def answer(store, service_id: str, body, caller: Caller, *, at_us: int | None = 
     if not found:
         if replay is not None:
             with store.write(caller.tenant) as tx:
+                _bookkeeping(tx)
                 record(tx, replay)
         return {"cards": []}
     pid = person.records[0]
@@ -268,6 +280,7 @@ def answer(store, service_id: str, body, caller: Caller, *, at_us: int | None = 
                      "category": offer.item.category, "result": offer.reference,
                      "result_institution": offer.institution.id, "price": offer.item.price(level)})
     with store.write(caller.tenant) as tx:
+        _bookkeeping(tx)
         record(tx, replay)  # first: a replayed token writes nothing
         tx.conn.execute(recognition_offer.insert(), rows)
         tx.conn.execute(share_care.insert(), [{

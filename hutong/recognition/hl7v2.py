@@ -10,7 +10,8 @@ this module only maps. One message is stored in one database transaction, or not
   18-digit number) or the institution's record number (``MR``/``PI``/``PT``, system
   ``urn:hutong:mrn:{org}``); an unknown patient is created from PID so that the patient index
   links it to the person;
-- each OBR (with its OBX, SPM) is one DiagnosticReport: code OBR-4, time OBR-7 (else OBX-14 / MSH-7),
+- ORU^R01: each OBR (with its OBX, SPM) is one DiagnosticReport; OUL^R22 groups by specimen (SPM,
+  its own OBX, then the OBRs on it, which share its Specimen); a DiagnosticReport has: code OBR-4, time OBR-7 (else OBX-14 / MSH-7),
   issued OBR-22, status OBR-25, the report number OBR-3 (a resent or corrected report updates the
   one stored, it is not duplicated);
 - OBX: value types NM, SN, ST, TX, FT, CE, CWE; units OBX-6, reference range OBX-7, abnormal flags
@@ -370,9 +371,37 @@ def _new_patient(pid, institution: str, idents: list[dict]) -> dict:
     return patient
 
 
-def _groups(msg) -> list[tuple[object, list, list]]:
-    """(OBR, [OBX…], [SPM…]) in message order."""
+def _groups(msg, specimen_first: bool = False) -> list[tuple[object, list, list]]:
+    """(OBR, [OBX…], [SPM…]) in message order.
+
+    ORU^R01 puts a report's SPM after its OBR. OUL^R22 (``specimen_first``) groups by specimen:
+    SPM, its own OBX (observations about the specimen), then the orders on it, each OBR with its
+    OBX; every OBR of the group gets that specimen, and the specimen's own OBX are results of its
+    first report (a specimen without an order has no report to carry them and is refused)."""
     groups: list[tuple[object, list, list]] = []
+    if specimen_first:
+        spm, pending, n = None, [], 0
+        for seg in msg:
+            name = str(seg[0])
+            if name == "SPM":
+                if spm is not None and pending:
+                    raise Refused("AE", f"SPM[{n}]: observations of a specimen without an order (OBR)",
+                                  hl7_error="100", where=f"SPM^{n}")
+                spm, pending, n = seg, [], n + 1
+            elif name == "OBR":
+                groups.append((seg, pending, [spm] if spm is not None else []))
+                pending = []
+            elif name == "OBX":
+                if groups and (spm is None or (groups[-1][2] and groups[-1][2][0] is spm)) and not pending:
+                    groups[-1][1].append(seg)
+                elif spm is not None:
+                    pending.append(seg)
+                else:
+                    raise Refused("AE", "OBX before any SPM or OBR", hl7_error="100", where="OBX")
+        if pending:
+            raise Refused("AE", f"SPM[{n}]: observations of a specimen without an order (OBR)", hl7_error="100",
+                          where=f"SPM^{n}")
+        return groups
     for seg in msg:
         name = str(seg[0])
         if name == "OBR":
@@ -431,8 +460,10 @@ def _references_checked(tx, prepared) -> None:
 
 
 def _build_group(obr, obxs, spms, *, patient: str, institution: str, msh_time: str | None, n: int,
-                 existing: str | None, old_results: list[str]) -> list[tuple[str, str, dict, bool]]:
-    """The resources of one OBR group as ``(type, id, resource, replaces_a_stored_one)``."""
+                 existing: str | None, old_results: list[str],
+                 specimens: dict | None = None) -> list[tuple[str, str, dict, bool]]:
+    """The resources of one OBR group as ``(type, id, resource, replaces_a_stored_one)``.
+    ``specimens`` (SPM segment id → Specimen reference) makes the orders on one specimen share it."""
     out: list[tuple[str, str, dict, bool]] = []
     where = f"OBR[{n}]"
     code = _concept(obr, 4, institution)
@@ -454,6 +485,9 @@ def _build_group(obr, obxs, spms, *, patient: str, institution: str, msh_time: s
     ident = {"system": REPORT_PREFIX + institution, "value": number[:64]}
     specimen_ref = None
     for spm in spms[:1]:
+        if specimens is not None and id(spm) in specimens:
+            specimen_ref = specimens[id(spm)]
+            break
         stype = _concept(spm, 4, institution)
         if stype:
             sid = new_id()
@@ -463,6 +497,8 @@ def _build_group(obr, obxs, spms, *, patient: str, institution: str, msh_time: s
                 spec["collection"] = {"collectedDateTime": collected}
             out.append(("Specimen", sid, spec, False))
             specimen_ref = {"reference": f"Specimen/{sid}"}
+            if specimens is not None:
+                specimens[id(spm)] = specimen_ref
     if specimen_ref is None and field(obr, 15, 1, 1):  # OBR-15 specimen source (up to v2.6)
         sid = new_id()
         stype = {"coding": coding(obr, 15, institution)} if coding(obr, 15, institution) else {"text": field(obr, 15)}
@@ -525,10 +561,12 @@ def _plan(tx, msh, pid, groups, msh_time) -> tuple[str, str | None, dict | None,
         patient_id = new_id()
         new_patient["id"] = patient_id
     built = []
+    specimens: dict = {}
     for i, (obr, obxs, spms) in enumerate(groups):
         existing, old = _existing_report(tx, obr, institution)
         built.append((existing, _build_group(obr, obxs, spms, patient=patient_id, institution=institution,
-                                             msh_time=msh_time, n=i + 1, existing=existing, old_results=old)))
+                                             msh_time=msh_time, n=i + 1, existing=existing, old_results=old,
+                                             specimens=specimens)))
     return institution, patient_id, new_patient, built
 
 
@@ -637,7 +675,7 @@ def _checked(msg: hl7.Message) -> tuple[object, object, list, str | None]:
         pid = msg.segment("PID")
     except KeyError:
         raise Refused("AE", "no PID segment", hl7_error="100", where="PID") from None
-    groups = _groups(msg)
+    groups = _groups(msg, specimen_first=(kind, trigger) == ("OUL", "R22"))
     if not groups:
         raise Refused("AE", "no OBR segment: nothing to store", hl7_error="100", where="OBR")
     return msh, pid, groups, msh_time
@@ -657,10 +695,11 @@ def to_bundle(raw: bytes) -> dict:
         patient = _new_patient(pid, institution, idents)
         patient["id"] = new_id()
         resources = [patient]
+        specimens: dict = {}
         for i, (obr, obxs, spms) in enumerate(groups):
             resources += [res for _k, _id, res, _r in _build_group(
                 obr, obxs, spms, patient=patient["id"], institution=institution, msh_time=msh_time, n=i + 1,
-                existing=None, old_results=[])]
+                existing=None, old_results=[], specimens=specimens)]
     except Refused as exc:
         where = [exc.where] if exc.where else []
         raise FhirError(400, "structure" if exc.code == "AR" else "value",

@@ -145,23 +145,47 @@ def apply_deltas(conn, counter: str, deltas: dict[Key, float]) -> None:
         conn.execute(delete(stats_counter).where(*where), deletes)
 
 
+def versions_content(conn, wanted: Iterable[tuple[str, str, int]]) -> dict[tuple[str, str, int], dict | None]:
+    """The content of many versions at once (None for deletions, version 0 and unknown versions).
+
+    One query per chunk of 300 ``(type, id, version)`` keys instead of one per event: building and
+    running a statement per event held the consumer near 200-300 events/s."""
+    out: dict[tuple[str, str, int], dict | None] = {}
+    keys = []
+    for k in dict.fromkeys(wanted):
+        out[k] = None
+        if k[2] >= 1:
+            keys.append(k)
+    v, r = schema.resource_version.c, schema.resource.c
+    joined = schema.resource_version.outerjoin(
+        schema.resource, (r.res_type == v.res_type) & (r.res_id == v.res_id) & (r.version_id == v.version_id))
+    for i in range(0, len(keys), 300):
+        chunk = keys[i:i + 300]
+        rows = conn.execute(select(v.res_type, v.res_id, v.version_id, v.deleted,
+                                   func.coalesce(v.content, r.content)).select_from(joined).where(
+            tuple_(v.res_type, v.res_id, v.version_id).in_(chunk)))
+        for res_type, res_id, version, deleted, text in rows:
+            if not deleted and text is not None:
+                out[(res_type, res_id, int(version))] = orjson.loads(text)
+    return out
+
+
 def consumer(name: str, counters: Sequence[Counter]) -> Consumer:
     """The change-log consumer keeping ``counters`` up to date (declare it in your Capability)."""
     types = frozenset(t for c in counters for t in c.types)
 
     def handle(tx, events) -> None:
         per_counter: dict[str, dict[Key, float]] = {c.name: defaultdict(float) for c in counters}
-        cache: dict[tuple[str, str, int], dict | None] = {}
-
-        def content(res_type: str, res_id: str, version: int) -> dict | None:
-            k = (res_type, res_id, version)
-            if k not in cache:
-                cache[k] = _version_content(tx.conn, res_type, res_id, version)
-            return cache[k]
-
-        for ev in events:
-            new = None if ev.op == "delete" else content(ev.res_type, ev.res_id, ev.version_id)
-            old = content(ev.res_type, ev.res_id, ev.version_id - 1)
+        mine = [ev for ev in events if ev.res_type in types]
+        wanted = []
+        for ev in mine:
+            if ev.op != "delete":
+                wanted.append((ev.res_type, ev.res_id, ev.version_id))
+            wanted.append((ev.res_type, ev.res_id, ev.version_id - 1))
+        content = versions_content(tx.conn, wanted)
+        for ev in mine:
+            new = None if ev.op == "delete" else content[(ev.res_type, ev.res_id, ev.version_id)]
+            old = content[(ev.res_type, ev.res_id, ev.version_id - 1)]
             for c in counters:
                 if ev.res_type not in c.types:
                     continue
