@@ -60,7 +60,7 @@ def base_url(scope, headers: dict[str, str], public_url: str = "") -> str:
 
 
 async def read_body(receive, limit: int) -> bytes:
-    """The whole request body, refused with 413 beyond ``limit`` bytes."""
+    """The whole request body, refused with 413 beyond ``limit`` bytes (FHIR and plain routes)."""
     chunks, size = [], 0
     while True:
         message = await receive()

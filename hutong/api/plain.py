@@ -22,6 +22,7 @@ from pydantic import BaseModel, ValidationError
 from starlette.responses import Response
 
 from hutong.api.caller import PUBLIC, authenticate
+from hutong.api.fhir_http import read_body
 from hutong.api.responses import fhir_response, internal_error_response, outcome_response, scope_headers
 from hutong.core.caller import Caller
 from hutong.core.errors import FhirError, Issue, operation_outcome
@@ -88,7 +89,7 @@ class PlainRoutes:
                 self.node.authorize(caller, route.permission, None)
             body = None
             if route.request_model is not None:
-                raw = await _read(receive, route.max_body)
+                raw = await read_body(receive, route.max_body)
                 try:
                     body = route.request_model.model_validate(decode_json(raw, headers.get("content-type")))
                 except ValidationError as exc:
@@ -102,22 +103,6 @@ class PlainRoutes:
         except Exception:  # the details go to the log, never to the client
             log.exception("unhandled error in %s %s", route.method, route.path)
             return internal_error_response()
-
-
-async def _read(receive, limit: int) -> bytes:
-    chunks, size = [], 0
-    while True:
-        message = await receive()
-        if message["type"] != "http.request":
-            break
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise FhirError(413, "too-costly", f"request body exceeds {limit} bytes")
-        chunks.append(chunk)
-        if not message.get("more_body"):
-            break
-    return b"".join(chunks)
 
 
 def openapi_paths(routes: list[PlainRoute], components: dict) -> dict:

@@ -11,7 +11,7 @@ def _startup(node) -> None:
     from hutong.security.startup import check_production
 
     check_production(node.settings)
-    security_of(node)
+    security_of(node).start()
 
 
 def _shutdown(node) -> None:
