@@ -256,7 +256,7 @@ def browser_times(bases: dict[str, str], headers: dict, repeat: int) -> dict | N
     return out
 
 
-def upload(base: str, pid: int) -> str:
+def upload(base: str, pid: int, key: str) -> str:
     import psutil
 
     proc = psutil.Process(pid)
@@ -278,19 +278,24 @@ def upload(base: str, pid: int) -> str:
         for _ in range(size // len(chunk)):
             yield chunk
 
-    t0 = time.perf_counter()
-    r = httpx.post(base + "/fhir/Binary", content=body(), headers={"Content-Type": "application/pdf"}, timeout=300)
-    r.raise_for_status()
-    up = time.perf_counter() - t0
-    loc = r.headers["location"].split("/fhir/")[1].split("/_history")[0]
-    h = hashlib.sha256()
-    t0 = time.perf_counter()
-    with httpx.stream("GET", f"{base}/fhir/{loc}", headers={"Accept": "application/pdf"}, timeout=300) as resp:
-        for part in resp.iter_bytes():
-            h.update(part)
-    down = time.perf_counter() - t0
-    done.set()
-    w.join()
+    system = {"X-Hutong-Gateway-Key": key, "X-Hutong-Role": "system", "X-Hutong-Client": "bench"}
+    try:
+        t0 = time.perf_counter()
+        r = httpx.post(base + "/fhir/Binary", content=body(), headers={**system, "Content-Type": "application/pdf"},
+                       timeout=300)
+        r.raise_for_status()
+        up = time.perf_counter() - t0
+        loc = r.headers["location"].split("/fhir/")[1].split("/_history")[0]
+        h = hashlib.sha256()
+        t0 = time.perf_counter()
+        with httpx.stream("GET", f"{base}/fhir/{loc}", headers={**system, "Accept": "application/pdf"},
+                          timeout=300) as resp:
+            for part in resp.iter_bytes():
+                h.update(part)
+        down = time.perf_counter() - t0
+    finally:
+        done.set()
+        w.join()
     return (f"50 MB PDF: upload {size / up / 1e6:.1f} MB/s, download {size / down / 1e6:.1f} MB/s; server process "
             f"peak RSS growth {(peak[0] - before) / 1e6:.1f} MB (the document: {size / 1e6:.1f} MB)")
 
@@ -360,13 +365,13 @@ def main() -> None:
                     srv = server_times(bases, doctor, args.repeat)
                     brw = None if args.no_browser else browser_times(bases, doctor, args.repeat)
                     mhd = mhd_times(bases["current"], doctor, args.repeat)
-                    up = None if args.no_upload or backend != "sqlite" else upload(bases["current"], procs["current"][0].pid)
+                    print(report(backend, load_s, srv, brw, mhd, None), flush=True)
+                    up = None if args.no_upload or backend != "sqlite" else upload(
+                        bases["current"], procs["current"][0].pid, key)
                 finally:
                     for proc, _b in procs.values():
                         stop(proc)
-                text = report(backend, load_s, srv, brw, mhd, up)
-                print(text, flush=True)
-                out.append(text)
+                out.append(report(backend, load_s, srv, brw, mhd, up))
             finally:
                 if schema:
                     drop_schema(schema)
@@ -375,7 +380,7 @@ def main() -> None:
         shutil.rmtree(work, ignore_errors=True)
     la = os.getloadavg()
     out.append(f"\nuptime at end: {la[0]:.2f} {la[1]:.2f} {la[2]:.2f}")
-    print("\n".join(out))
+    print("\n\n==== summary ====\n" + "\n".join(out))
 
 
 if __name__ == "__main__":

@@ -241,9 +241,15 @@ def when_us(res: dict) -> int | None:
 
 # ---------------------------------------------------------------------------------------------- merging
 def _code_key(cc: dict | None) -> tuple:
-    codings = [c for c in (cc or {}).get("coding") or [] if isinstance(c, dict) and c.get("code")]
-    if codings:
-        return tuple(sorted((c.get("system") or "", c["code"]) for c in codings))[:1]
+    """The smallest ``(system, code)`` of a CodeableConcept's codings (its text when it has none)."""
+    best = None
+    for c in (cc or {}).get("coding") or ():
+        if isinstance(c, dict) and c.get("code"):
+            key = (c.get("system") or "", c["code"])
+            if best is None or key < best:
+                best = key
+    if best is not None:
+        return (best,)
     return (("text", (cc or {}).get("text") or ""),)
 
 
