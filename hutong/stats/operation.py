@@ -156,7 +156,7 @@ def run_view(call: Call) -> FhirResult:
 
 FHIR_INTERACTIONS = [
     Interaction("POST", f"${OPERATION}", "operation", run_view, "stats.view.run", tx="read", body="json",
-                operation=OPERATION, definition=DEFINITION, in_bundle=False,
+                operation=OPERATION, definition=DEFINITION, in_bundle=False, formats=frozenset(run.FORMATS),
                 summary="SQL on FHIR v2: run a ViewDefinition (inline or stored) over the store's resources "
                         "as json, ndjson, csv or parquet", capability="stats"),
 ]
