@@ -36,6 +36,7 @@ MEDIA_TYPES: dict[Format, str] = {
     "parquet": "application/vnd.apache.parquet",
 }
 BATCH = 1000
+LOAD_CHUNK = 20_000
 
 
 def parse_format(value: str | None) -> Format:
@@ -162,19 +163,25 @@ def load_duckdb(con, table: str, view: View, rows: Iterable[dict]) -> int:
     """Create (or replace) ``table`` in the DuckDB connection ``con`` with the view's rows; the count."""
     cols = ", ".join(f'"{c.name}" {duckdb_type(c)}' for c in view.columns)
     con.execute(f'CREATE OR REPLACE TABLE "{table}" ({cols})')
-    marks = ", ".join("?" for _ in view.columns)
-    insert = f'INSERT INTO "{table}" VALUES ({marks})'
-    batch: list[list] = []
+    # One INSERT … SELECT unnest(list) per column per chunk: DuckDB's executemany prepares and runs
+    # the statement once per row (about 1,500 rows/s measured), the column lists go in at once.
+    parts = []
+    for c in view.columns:
+        kind = duckdb_type(c)
+        parts.append("unnest(?::VARCHAR[])::JSON" if kind == "JSON" else f"unnest(?::{kind}[])")
+    insert = f'INSERT INTO "{table}" SELECT {", ".join(parts)}'
     n = 0
+    batch: list[list] = [[] for _ in view.columns]
     for row in rows:
-        batch.append([_cell(c, row.get(c.name)) for c in view.columns])
-        if len(batch) >= BATCH:
-            con.executemany(insert, batch)
-            n += len(batch)
-            batch = []
-    if batch:
-        con.executemany(insert, batch)
-        n += len(batch)
+        for i, c in enumerate(view.columns):
+            batch[i].append(_cell(c, row.get(c.name)))
+        if len(batch[0]) >= LOAD_CHUNK:
+            con.execute(insert, batch)
+            n += len(batch[0])
+            batch = [[] for _ in view.columns]
+    if batch and batch[0]:
+        con.execute(insert, batch)
+        n += len(batch[0])
     return n
 
 
