@@ -1,7 +1,16 @@
 """Statistics as a capability of the node."""
 
 from hutong.capability import Capability, NavEntry
-from hutong.stats import cli, indicator_routes, indicators, operation, pages, report_routes, tables, view_routes
+from hutong.stats import (
+    cli,
+    indicator_routes,
+    indicators,
+    operation,
+    pages,
+    report_routes,
+    tables,
+    view_routes,
+)
 
 CAPABILITY = Capability(
     name="stats",
