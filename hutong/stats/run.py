@@ -84,21 +84,28 @@ def in_compartment(resource: dict, patients: set[str]) -> bool:
     return any(r.startswith("Patient/") and r[8:] in patients for r in refs)
 
 
-def stored_resources(tx, res_type: str, *, since_us: int | None = None) -> Iterator[dict]:
-    """Current resources of ``res_type`` (updated at or after ``since_us``), oldest first."""
+def stored_resources(tx, res_type: str, *, since_us: int | None = None,
+                     tenant: str | None = None) -> Iterator[dict]:
+    """Current resources of ``res_type`` (updated at or after ``since_us``), oldest first; with
+    ``tenant`` (a division code, e.g. a city's ``2201``) only those written in that tenant or one
+    below it (its counties ``220102`` …)."""
     r = schema.resource.c
     stmt = select(r.content).where(r.res_type == res_type, r.deleted.is_(False))
     if since_us is not None:
         stmt = stmt.where(r.ts_us >= since_us)
+    if tenant is not None:
+        stmt = stmt.where((r.tenant == tenant) | r.tenant.startswith(tenant, autoescape=True))
     rows = tx.conn.execution_options(yield_per=BATCH).execute(stmt.order_by(r.res_id))
     for (text,) in rows:
         yield orjson.loads(text)
 
 
 def view_rows(tx, view: View, *, resources: Iterable[dict] | None = None, patients: set[str] | None = None,
-              since_us: int | None = None, limit: int | None = None) -> Iterator[dict]:
-    """The view's rows over ``resources`` (the store's when None), filtered and limited."""
-    source = resources if resources is not None else stored_resources(tx, view.resource, since_us=since_us)
+              since_us: int | None = None, limit: int | None = None, tenant: str | None = None) -> Iterator[dict]:
+    """The view's rows over ``resources`` (the store's when None, of ``tenant`` and below when
+    given), filtered and limited."""
+    source = resources if resources is not None else stored_resources(tx, view.resource, since_us=since_us,
+                                                                      tenant=tenant)
     n = 0
     for resource in source:
         if patients is not None and not in_compartment(resource, patients):
