@@ -92,6 +92,9 @@ class Interaction:
     #: Extensions the CapabilityStatement puts on the entry of the resource type this interaction
     #: belongs to (e.g. the Subscriptions Backport's ``subscriptiontopic-canonical`` on Subscription).
     resource_extensions: tuple[dict, ...] = ()
+    #: ``_format`` values this interaction answers itself besides FHIR JSON (``$viewdefinition-run``:
+    #: csv, ndjson, parquet); the HTTP layer answers 406 for any other non-JSON ``_format``.
+    formats: frozenset[str] = frozenset()
     segments: tuple[str, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
