@@ -22,7 +22,7 @@ TITLES: dict[str, str] = {
     "physician": "医师", "village-doctor": "乡村医生",
 }
 #: Roles beyond titles (``PractitionerRole.code`` in the role system).
-ROLES: dict[str, str] = {"online-consultation": "医生在线"}
+ROLES: dict[str, str] = {"online-consultation": "医生在线", "pharmacist": "药师"}
 
 # A generous box around Jilin (WGS-84): a position outside it is a typo or an unconverted GCJ-02/BD-09
 # pair with latitude and longitude swapped, not a clinic of this province.
