@@ -82,8 +82,29 @@ def test_red_flags_make_it_urgent_and_first_in_the_queue(province):
     assert [w["id"] for w in desk["waiting"]] == [urgent["id"], calm["id"]]
 
 
-def test_no_online_first_visit(province):
+def test_only_the_guardian_on_the_card_may_ask_for_a_dependant(province):
+    from hutong.card import service as card
+
     env = province.env
+    with pytest.raises(FhirError) as err:  # no guardian relation yet
+        cs.ask_question(env, patient="Patient/pat-child", asker="Patient/pat-1", text="孩子咳嗽两天")
+    assert err.value.status == 403 and "监护人" in err.value.diagnostics
+    mine, _ = card.issue_card(province.store, "Patient/pat-1")
+    card.issue_card(province.store, "Patient/pat-child", channel="guardian", guardian_card=mine["card_id"],
+                    relationship="child")
+    asked = cs.ask_question(env, patient="Patient/pat-child", asker="Patient/pat-1", text="孩子咳嗽两天")
+    assert asked["id"]
+    with pytest.raises(FhirError) as err:  # the child may not act for the guardian
+        cs.ask_question(env, patient="Patient/pat-1", asker="Patient/pat-child", text="替家长问")
+    assert err.value.status == 403
+
+
+def test_no_online_first_visit(province):
+    from hutong.card import service as card
+
+    env = province.env
+    mine, _ = card.issue_card(province.store, "Patient/pat-1")
+    card.issue_card(province.store, "Patient/pat-child", channel="guardian", guardian_card=mine["card_id"])
     with pytest.raises(FhirError) as err:  # the child has never been seen in person
         cs.ask_question(env, patient="Patient/pat-child", asker="Patient/pat-1", text="孩子咳嗽两天", kind="followup")
     assert err.value.status == 422 and "复诊" in err.value.diagnostics
