@@ -167,3 +167,23 @@ def test_working_hours_deadline(province):
     assert sla.response_due(env, night) == to_us(datetime(2026, 12, 2, 8, 30, tzinfo=SHANGHAI))
     late = to_us(datetime(2026, 12, 1, 21, 50, tzinfo=SHANGHAI))
     assert sla.response_due(env, late) == to_us(datetime(2026, 12, 2, 8, 20, tzinfo=SHANGHAI))
+
+
+def test_doctors_off_duty_by_their_registry_hours_are_not_offered(province):
+    from datetime import datetime
+
+    from hutong.consult import directory
+    from hutong.core.clock import SHANGHAI
+
+    with province.store.write() as tx:
+        role = tx.read("PractitionerRole", "prr-cardio2").resource
+        role["availableTime"] = [{"daysOfWeek": ["mon", "tue", "wed", "thu", "fri"],
+                                  "availableStartTime": "08:00:00", "availableEndTime": "17:00:00"}]
+        tx.update("PractitionerRole", "prr-cardio2", role)
+    with province.store.read() as tx:
+        weekday = datetime(2026, 12, 2, 10, 0, tzinfo=SHANGHAI)  # a Wednesday morning
+        saturday = datetime(2026, 12, 5, 10, 0, tzinfo=SHANGHAI)
+        on = [d.role for d in directory.online_doctors(tx, "Organization/org-prov", "03.04", at=weekday)]
+        off = [d.role for d in directory.online_doctors(tx, "Organization/org-prov", "03.04", at=saturday)]
+    assert on == ["PractitionerRole/prr-cardio1", "PractitionerRole/prr-cardio2"]
+    assert off == ["PractitionerRole/prr-cardio1"]  # no hours recorded: follows the platform's hours
