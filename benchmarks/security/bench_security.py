@@ -204,6 +204,15 @@ def verification(settings, chain: int) -> dict:
             "append_events_per_s": round(chain / t_append, 0)}
 
 
+def extract(rev: str, folder: Path) -> Path:
+    """The tree of commit ``rev`` in ``folder`` (``git archive``)."""
+    if not folder.exists():
+        folder.mkdir(parents=True)
+        archive = subprocess.run(["git", "-C", str(REPO), "archive", rev], capture_output=True, check=True)
+        subprocess.run(["tar", "-x", "-C", str(folder)], input=archive.stdout, check=True)
+    return folder
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--patients", type=int, default=2000)
@@ -212,15 +221,12 @@ def main() -> None:
     ap.add_argument("--chain", type=int, default=200_000)
     ap.add_argument("--workdir", default="")
     ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--secure-before", default="", help="also serve this commit (secure) in the same rounds")
     args = ap.parse_args()
     from hutong.config import load_settings
 
     work = Path(args.workdir or tempfile.mkdtemp(prefix="bench-security-"))
-    prev = work / "previous"
-    if not prev.exists():
-        prev.mkdir(parents=True)
-        archive = subprocess.run(["git", "-C", str(REPO), "archive", PREVIOUS], capture_output=True, check=True)
-        subprocess.run(["tar", "-x", "-C", str(prev)], input=archive.stdout, check=True)
+    prev = extract(PREVIOUS, work / "previous")
     settings = load_settings(data_dir=work / "data", database_url="", workers=False, nats_url="")
     Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
     seed(settings, args.patients)
@@ -235,6 +241,9 @@ def main() -> None:
     servers = {"previous": (Server("previous", str(prev), settings), None),
                "open": (Server("open", str(REPO), settings, "benchmarks.security.open_app:app"), None),
                "secure": (Server("secure", str(REPO), settings), token)}
+    if args.secure_before:  # an earlier secure tree, token and audit on, measured in the same rounds
+        servers["secure-before"] = (Server("secure-before", str(extract(args.secure_before, work / "before")),
+                                           settings), token)
     try:
         rounds = interleaved(servers, args.patients, args.seconds, args.connections, args.rounds)
     finally:
@@ -255,7 +264,7 @@ def main() -> None:
     results["uptime_after"] = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
     (OUT / "results.json").write_text(json.dumps(results, indent=2))
     for kind in ("read", "search"):
-        for label in ("previous", "open", "secure"):
+        for label in rounds:
             r = results[label][kind]
             print(f"{kind:7s} {label:9s} {r['rps']:8.1f} rps p50 {r['p50_ms']} ms p99 {r['p99_ms']} ms {r['statuses']}")
         o, s = results["open"][kind], results["secure"][kind]
