@@ -565,12 +565,10 @@ def _columns_of(event: dict) -> tuple:
 
 
 # ---------------------------------------------------------------------------------------------- search
-def search(store, *, patient: str | None = None, agent: str | None = None, institution: str | None = None,
-           action: str | None = None, since_us: int | None = None, until_us: int | None = None,
-           break_glass: bool | None = None, limit: int = 100, offset: int = 0) -> list[dict]:
-    """AuditEvents matching every given criterion, newest first."""
-    conds = []
+def _where(*, patient=None, agent=None, institution=None, action=None, since_us=None, until_us=None,
+           break_glass=None) -> list:
     t = audit_event.c
+    conds = []
     if patient:
         conds.append(t.patient == patient)
     if agent:
@@ -585,11 +583,39 @@ def search(store, *, patient: str | None = None, agent: str | None = None, insti
         conds.append(t.ts_us < until_us)
     if break_glass is not None:
         conds.append(t.break_glass == break_glass)
+    return conds
+
+
+def search(store, *, limit: int = 100, offset: int = 0, **criteria) -> list[dict]:
+    """AuditEvents matching every given criterion (patient, agent, institution, action, since_us,
+    until_us, break_glass), newest first."""
+    t = audit_event.c
     q = select(t.event).order_by(t.seq.desc()).limit(min(limit, 1000)).offset(offset)
+    conds = _where(**criteria)
     if conds:
         q = q.where(and_(*conds))
     with store.read() as tx:
         return [orjson.loads(e) for e in tx.conn.execute(q).scalars()]
+
+
+def search_rows(store, *, limit: int = 100, offset: int = 0, **criteria) -> list[dict]:
+    """The same search as ``search``, as the trail's columns (for the auditors' page), newest first;
+    ``reason`` is a break-the-glass reason or a stated purpose text when the event has one."""
+    t = audit_event.c
+    q = (select(t.seq, t.ts_us, t.action, t.subtype, t.agent, t.institution, t.patient, t.purpose, t.outcome,
+                t.break_glass, t.event)
+         .order_by(t.seq.desc()).limit(min(limit, 1000)).offset(offset))
+    conds = _where(**criteria)
+    if conds:
+        q = q.where(and_(*conds))
+    out = []
+    with store.read() as tx:
+        for row in tx.conn.execute(q).mappings():
+            item = dict(row)
+            event = orjson.loads(item.pop("event"))
+            item["reason"] = next((p["text"] for p in event.get("purposeOfEvent", []) if p.get("text")), "")
+            out.append(item)
+    return out
 
 
 def access_log(store, patient: str, limit: int = 200) -> list[dict]:

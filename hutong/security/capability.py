@@ -2,7 +2,7 @@
 the security middleware, the commands, and the permissions its own routes use."""
 
 from hutong.capability import Capability, Middleware, NavEntry
-from hutong.security import cli, pages, routes, tables
+from hutong.security import audit_pages, cli, pages, routes, tables
 from hutong.security.middleware import SecurityLayer
 
 
@@ -23,7 +23,7 @@ def _shutdown(node) -> None:
 CAPABILITY = Capability(
     name="security",
     summary="安全与审计 security: SMART Backend Services tokens, sign-in, the policy, the BALP audit trail",
-    routers=[routes.router, pages.router],
+    routers=[routes.router, pages.router, audit_pages.router],
     middleware=[Middleware(SecurityLayer, "outer")],
     cli=cli.register,
     startup=_startup,
