@@ -86,12 +86,20 @@ def record_care(store, practitioner: str, institution: str | None, patient_id: s
             person=person_of(tx.conn, patient_id), via=via, expires_us=ts + CARE_TTL_US))
 
 
+#: Rows of ``share_care`` that only say a doctor opened a record page, which is no reason to open it:
+#: they are kept (who opened what) but never count as a care relationship — otherwise opening the
+#: page would grant itself the access the care relationship rule is there to withhold.
+NOT_A_RELATIONSHIP = frozenset({"search"})
+
+
 def has_care_relationship(store, practitioner: str, patient_id: str) -> bool:
-    """Whether ``practitioner`` opened this patient's record (or a linked one) within the last 12 hours."""
+    """Whether ``practitioner`` is in a care relationship with this patient (or a linked record) within
+    the last 12 hours: a card scan, a signed HIS launch, an order checked through CDS Hooks, …; merely
+    opening the record page is not one."""
     with store.read() as tx:
         person = person_of(tx.conn, patient_id)
         c = share_care.c
         cond = (c.patient == patient_id) | (c.person == person) if person else (c.patient == patient_id)
-        row = tx.conn.execute(select(c.seq).where(c.practitioner == practitioner, c.expires_us > now_us(), cond)
-                              .limit(1)).first()
+        row = tx.conn.execute(select(c.seq).where(c.practitioner == practitioner, c.expires_us > now_us(), cond,
+                                                  c.via.notin_(NOT_A_RELATIONSHIP)).limit(1)).first()
     return row is not None
