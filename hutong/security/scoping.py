@@ -294,6 +294,8 @@ def _fence_in(caller: Caller, call, conn, name: str, op: str | None, type_: str 
     if name in ("history-type", "history-system"):
         raise FhirError(403, "forbidden", "history across resources is not available to a caller whose view is "
                         "limited (city tenant or a resident's consent): read the history of one resource")
+    if city is not None and op == "export" and owner_fence(store, caller.client_id) is None:
+        raise FhirError(403, "forbidden", "a city tenant exports with a registered client (its job keeps the city's fence)")
     res_id = call.res_id
     if not res_id or not type_:
         return
