@@ -163,3 +163,28 @@ def test_guardian_reads_dependant_nothing_else(province, server_store):
     dependant = _gw(role="resident", patient="p2", client="resident-p2")
     assert c.get("/Patient/p1", headers=dependant).status_code == 403
     assert c.get("/Observation", headers=dependant).json()["total"] == 3
+
+
+def test_city_export_carries_the_fence(province, secure, institution):
+    import time
+
+    from tests.security.conftest import get_token
+
+    city = institution("system/*.rs", tenant="2201")
+    auth = {"Authorization": "Bearer " + get_token(httpx, secure, city, "system/*.rs")}
+    c = province
+    kick = c.get("/Patient/$export", headers={**auth, "Prefer": "respond-async"})
+    assert kick.status_code == 202, kick.text
+    status = kick.headers["Content-Location"]
+    for _ in range(300):  # bounded wait for the export runner (not a timed assertion)
+        r = httpx.get(status, headers=auth)
+        if r.status_code != 202:
+            break
+        time.sleep(0.1)
+    assert r.status_code == 200, r.text
+    files = {o["type"]: o for o in r.json()["output"]}
+    assert files["Patient"]["count"] == 1 and files["Observation"]["count"] == 2
+    body = httpx.get(files["Observation"]["url"], headers=auth).text
+    assert '"o2"' not in body and '"o0"' in body
+    # a gateway-declared city caller has no registration for the job to keep its fence: refused
+    assert c.get("/Patient/$export", headers={**CHANGCHUN, "Prefer": "respond-async"}).status_code == 403
