@@ -271,8 +271,23 @@ def _fence(caller: Caller, call) -> None:
     tx = call.tx
     if tx is not None:
         return _fence_in(caller, call, tx.conn, name, op, type_)
-    with store.read(snapshot=False) as rtx:
-        return _fence_in(caller, call, rtx.conn, name, op, type_)
+    from contextlib import ExitStack
+
+    with ExitStack() as stack:  # most calls need no query here: open a connection only when one is asked
+        return _fence_in(caller, call, _LazyConn(store, stack), name, op, type_)
+
+
+class _LazyConn:
+    """A read connection opened on its first ``execute`` (the hot read path of a province caller without
+    consent rules to reload never opens one)."""
+
+    def __init__(self, store, stack):
+        self._store, self._stack, self._conn = store, stack, None
+
+    def execute(self, *args, **kwargs):
+        if self._conn is None:
+            self._conn = self._stack.enter_context(self._store.read(snapshot=False)).conn
+        return self._conn.execute(*args, **kwargs)
 
 
 def _fence_in(caller: Caller, call, conn, name: str, op: str | None, type_: str | None) -> None:
