@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 ARGS   ?=
+# test processes (pytest-xdist); TEST_WORKERS=0 runs in this process
+TEST_WORKERS ?= 2
 
 .PHONY: run test lint bench
 
@@ -11,7 +13,7 @@ run: $(VENV)/.installed
 
 test: $(VENV)/.installed-test
 	$(BIN)/ruff check hutong tests benchmarks
-	$(BIN)/pytest $(ARGS)
+	$(BIN)/pytest -n $(TEST_WORKERS) $(ARGS)
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check hutong tests benchmarks

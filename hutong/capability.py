@@ -21,6 +21,10 @@ extension points are the fields below; each says who reads it.
 - ``permissions``: the permissions this capability's routes use, with a description each; the
   security policy grants them to roles and scopes.
 - ``tables``: SQLAlchemy tables the capability keeps beside the FHIR store (created at start).
+- ``write_checks``: ``{resource type: check(resource) -> list[Issue]}``, the capability's rules a
+  resource of that type must meet on every FHIR create/update/patch (errors: 422, nothing stored).
+- ``delete_guards``: ``{resource type: guard(tx, stored)}``; the guard raises ``FhirError`` to refuse
+  a FHIR DELETE of that resource (for example records under a retention period).
 """
 
 from __future__ import annotations
@@ -87,6 +91,8 @@ class Capability:
     middleware: Sequence[Middleware] = ()
     permissions: Mapping[str, str] = field(default_factory=dict)
     tables: Sequence[Any] = ()
+    write_checks: Mapping[str, Callable[[dict], list]] = field(default_factory=dict)
+    delete_guards: Mapping[str, Callable[[Any, Any], None]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for perm in self.permissions:

@@ -128,6 +128,18 @@ class Settings:
     audit_retention_days: int = 183
     #: Forward audit events to this syslog server (``host:port``, UDP); empty: off.
     audit_syslog: str = ""
+    #: Requests per second per network address and per authenticated client (0: no limit); a bucket
+    #: holds this many seconds of its rate. ``auto``: loopback exempt in development only;
+    #: ``loopback``: always; ``none``: never (hutong/security/protection.py).
+    security_rate_address: float = 300.0
+    security_rate_client: float = 1000.0
+    security_rate_burst_s: float = 2.0
+    security_rate_exempt: str = "auto"
+    #: Detection windows and thresholds (security events: credential-stuffing, scraping, scanning).
+    security_detect_window_s: int = 600
+    security_stuffing_names: int = 10
+    security_scraping_patients: int = 1000
+    security_scanning_refusals: int = 200
     # -- consultations, telemedicine, referrals (hutong/consult, docs/consult.md) ----------------
     #: Minutes (in working hours) within which an online consultation gets its first response.
     consult_first_response_minutes: int = 30

@@ -1,14 +1,16 @@
 """Security benchmark: what token checking and audit cost, side by side with the previous version.
 
-    .venv/bin/python benchmarks/security/bench_security.py [--patients 2000] [--seconds 15] [--connections 16]
+    .venv/bin/python benchmarks/security/bench_security.py [--patients 2000] [--seconds 5] [--rounds 5]
 
-One SQLite store seeded with ``--patients`` Patients and one Observation each. In the same run, one
-after the other on the same database:
+One SQLite store seeded with ``--patients`` Patients and one Observation each. Three servers run at
+once on the same database and are loaded one at a time, in bursts of ``--seconds``, ``--rounds``
+times, the order rotated every round (the shared machine's load drifts; interleaving puts every
+version under the same drift, and the cost is also given per round):
 
 - **previous**: the last commit before the security capability (``64b970c``, extracted with ``git
   archive`` into a temporary folder), serving open (no credentials, no audit);
 - **open**: this tree with security bypassed (``benchmarks/security/open_app.py``: no token check, no
-  policy, no audit) — the like-for-like baseline, since main moved on since ``64b970c``;
+  policy, no audit, no security middleware — headers, rate limits, detection) — the like-for-like baseline, since main moved on since ``64b970c``;
 - **secure**: this tree: every request carries a Bearer access token (ES256, verified and cached),
   the policy is checked, and every read/search is audited (queued, appended to the hash chain in
   batches by a background thread).
@@ -96,23 +98,41 @@ def load(base: str, paths: list[str], seconds: float, connections: int, header: 
     return json.loads(out.stdout)
 
 
-def run_server_side(label: str, pythonpath: str, settings, n: int, seconds: float, connections: int,
-                    token: str | None, module: str = "hutong.api.asgi:app") -> dict:
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    log = open(Path(settings.data_dir) / f"server-{label}.log", "wb")
-    proc = serve(pythonpath, settings, port, log, module)
-    header = f"Authorization: Bearer {token}" if token else None
+class Server:
+    """One node served by uvicorn in its own process (started once, loaded in bursts)."""
+
+    def __init__(self, label: str, pythonpath: str, settings, module: str = "hutong.api.asgi:app"):
+        self.label = label
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.log = open(Path(settings.data_dir) / f"server-{label}.log", "wb")
+        self.proc = serve(pythonpath, settings, self.port, self.log, module)
+
+    def stop(self) -> None:
+        os.killpg(self.proc.pid, 15)
+        self.proc.wait(30)
+        self.log.close()
+
+
+def interleaved(servers: dict[str, tuple[Server, str | None]], n: int, seconds: float, connections: int,
+                rounds: int) -> dict:
+    """Bursts of read-by-id and search on each server in turn, ``rounds`` times, the order rotated
+    every round: all servers see the same drift of the shared machine's load."""
     reads = [f"/fhir/Patient/p{random.randrange(n)}" for _ in range(5000)]
     searches = [f"/fhir/Observation?patient=p{random.randrange(n)}" for _ in range(2000)]
-    try:
-        load(base, reads[:200], 2, connections, header)  # warm-up
-        out = {"read": load(base, reads, seconds, connections, header),
-               "search": load(base, searches, seconds, connections, header)}
-    finally:
-        os.killpg(proc.pid, 15)
-        proc.wait(30)
-        log.close()
+    for server, token in servers.values():  # warm-up
+        header = f"Authorization: Bearer {token}" if token else None
+        load(server.base, reads[:200], 2, connections, header)
+        load(server.base, searches[:100], 1, connections, header)
+    out: dict[str, dict[str, list]] = {label: {"read": [], "search": []} for label in servers}
+    labels = list(servers)
+    for r in range(rounds):
+        order = labels[r % len(labels):] + labels[:r % len(labels)]
+        for kind, paths in (("read", reads), ("search", searches)):
+            for label in order:
+                server, token = servers[label]
+                header = f"Authorization: Bearer {token}" if token else None
+                out[label][kind].append(load(server.base, paths, seconds, connections, header))
     return out
 
 
@@ -184,23 +204,29 @@ def verification(settings, chain: int) -> dict:
             "append_events_per_s": round(chain / t_append, 0)}
 
 
+def extract(rev: str, folder: Path) -> Path:
+    """The tree of commit ``rev`` in ``folder`` (``git archive``)."""
+    if not folder.exists():
+        folder.mkdir(parents=True)
+        archive = subprocess.run(["git", "-C", str(REPO), "archive", rev], capture_output=True, check=True)
+        subprocess.run(["tar", "-x", "-C", str(folder)], input=archive.stdout, check=True)
+    return folder
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--patients", type=int, default=2000)
-    ap.add_argument("--seconds", type=float, default=15)
+    ap.add_argument("--seconds", type=float, default=5, help="length of one burst")
     ap.add_argument("--connections", type=int, default=16)
     ap.add_argument("--chain", type=int, default=200_000)
     ap.add_argument("--workdir", default="")
-    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--secure-before", default="", help="also serve this commit (secure) in the same rounds")
     args = ap.parse_args()
     from hutong.config import load_settings
 
     work = Path(args.workdir or tempfile.mkdtemp(prefix="bench-security-"))
-    prev = work / "previous"
-    if not prev.exists():
-        prev.mkdir(parents=True)
-        archive = subprocess.run(["git", "-C", str(REPO), "archive", PREVIOUS], capture_output=True, check=True)
-        subprocess.run(["tar", "-x", "-C", str(prev)], input=archive.stdout, check=True)
+    prev = extract(PREVIOUS, work / "previous")
     settings = load_settings(data_dir=work / "data", database_url="", workers=False, nats_url="")
     Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
     seed(settings, args.patients)
@@ -212,30 +238,40 @@ def main() -> None:
     store.close()
     results = {"uptime": subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip(),
                "patients": args.patients, "seconds": args.seconds, "connections": args.connections}
-    results["previous"] = run_server_side("previous", str(prev), settings, args.patients, args.seconds,
-                                          args.connections, None)
-    # open and secure alternate for --rounds rounds (the machine's load moves; medians are reported)
-    rounds: dict[str, list] = {"open": [], "secure": []}
-    for _ in range(args.rounds):
-        rounds["open"].append(run_server_side("open", str(REPO), settings, args.patients, args.seconds,
-                                              args.connections, None, "benchmarks.security.open_app:app"))
-        rounds["secure"].append(run_server_side("secure", str(REPO), settings, args.patients, args.seconds,
-                                                args.connections, token))
+    servers = {"previous": (Server("previous", str(prev), settings), None),
+               "open": (Server("open", str(REPO), settings, "benchmarks.security.open_app:app"), None),
+               "secure": (Server("secure", str(REPO), settings), token)}
+    if args.secure_before:  # an earlier secure tree, token and audit on, measured in the same rounds
+        servers["secure-before"] = (Server("secure-before", str(extract(args.secure_before, work / "before")),
+                                           settings), token)
+    try:
+        rounds = interleaved(servers, args.patients, args.seconds, args.connections, args.rounds)
+    finally:
+        for server, _ in servers.values():
+            server.stop()
     results["rounds"] = rounds
     for label, runs in rounds.items():
-        results[label] = {kind: sorted((r[kind] for r in runs), key=lambda x: x["rps"])[len(runs) // 2]
+        results[label] = {kind: sorted(runs[kind], key=lambda x: x["rps"])[len(runs[kind]) // 2]
                           for kind in ("read", "search")}
+    # the cost of security per round (secure against open in the same round), and its median
+    results["cost_per_round"] = {
+        kind: [round(100 * (1 - s["rps"] / o["rps"]), 1) for o, s in zip(rounds["open"][kind], rounds["secure"][kind],
+                                                                          strict=True)]
+        for kind in ("read", "search")}
+    results["cost_median"] = {kind: sorted(v)[len(v) // 2] for kind, v in results["cost_per_round"].items()}
     results["tokens"] = token_issuance(settings, min(args.seconds, 10))
     results["audit"] = verification(settings, args.chain)
     results["uptime_after"] = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
     (OUT / "results.json").write_text(json.dumps(results, indent=2))
     for kind in ("read", "search"):
-        for label in ("previous", "open", "secure"):
+        for label in rounds:
             r = results[label][kind]
             print(f"{kind:7s} {label:9s} {r['rps']:8.1f} rps p50 {r['p50_ms']} ms p99 {r['p99_ms']} ms {r['statuses']}")
         o, s = results["open"][kind], results["secure"][kind]
-        print(f"{kind:7s} cost of security (secure vs open, same tree, medians): {100 * (1 - s['rps'] / o['rps']):.1f}%"
-              f"  rounds open {[r[kind]['rps'] for r in rounds['open']]} secure {[r[kind]['rps'] for r in rounds['secure']]}")
+        print(f"{kind:7s} cost of security (secure vs open, same tree): medians {100 * (1 - s['rps'] / o['rps']):.1f}%, "
+              f"per round {results['cost_per_round'][kind]} (median {results['cost_median'][kind]}%)")
+        print(f"{kind:7s} rounds rps: " + "; ".join(
+            f"{label} {[r['rps'] for r in rounds[label][kind]]}" for label in rounds))
     print("tokens", results["tokens"])
     print("audit", results["audit"])
     print(results["uptime"], "/", results["uptime_after"])

@@ -36,12 +36,13 @@ _JSON_FORMATS = frozenset({"json", "application/json", "application/fhir+json", 
 _XML_FORMATS = frozenset({"xml", "text/xml", "application/xml", "application/fhir+xml"})
 
 
-def check_format(query: list[tuple[str, str]], accept: str | None) -> None:
-    """406 when the client asks for a format this node does not produce (FHIR XML, Turtle…)."""
+def check_format(query: list[tuple[str, str]], accept: str | None, own: frozenset[str] = frozenset()) -> None:
+    """406 when the client asks for a format this node does not produce (FHIR XML, Turtle…);
+    ``own``: the formats the interaction produces itself (its ``formats``)."""
     for key, value in query:
         if key == "_format":
             fmt = value.split(";")[0].strip().lower()
-            if fmt not in _JSON_FORMATS:
+            if fmt not in _JSON_FORMATS and fmt not in own:
                 raise FhirError(406, "not-supported", f"_format {value[:40]!r} is not supported: "
                                 "this server answers FHIR JSON only (application/fhir+json)")
     if accept:
@@ -177,7 +178,7 @@ class FhirHttp:
     async def _answer(self, scope, receive, method, path, interaction, params, headers, spooled: list[str]):
         qs = scope.get("query_string") or b""
         query = parse_qsl(qs.decode("latin-1"), keep_blank_values=True) if qs else []
-        check_format(query, headers.get("accept"))
+        check_format(query, headers.get("accept"), interaction.formats)
         caller = authenticate(headers.get, self.node)
         body = None
         if interaction.body == "stream":

@@ -76,5 +76,9 @@ def build_node(settings: Settings, store: Store, capabilities: Sequence[Capabili
             node.routes.add(audited(item, node))
         for consumer in cap.consumers:
             store.register_consumer(consumer.name, consumer.handler, consumer.types)
+        for rtype, check in cap.write_checks.items():
+            node.routes.write_checks.setdefault(rtype, []).append(check)
+        for rtype, guard in cap.delete_guards.items():
+            node.routes.delete_guards.setdefault(rtype, []).append(guard)
     node.routes.authorize = lambda caller, permission, call: node.authorize(caller, permission, call)
     return node

@@ -1,7 +1,7 @@
 """Online consultation, telemedicine and two-way referral as a capability of the node."""
 
 from hutong.capability import Capability, NavEntry
-from hutong.consult import cli, pages, routes, service, tables
+from hutong.consult import cli, pages, retention, routes, service, tables
 
 CAPABILITY = Capability(
     name="consult",
@@ -11,6 +11,7 @@ CAPABILITY = Capability(
     startup=service.startup,
     shutdown=service.shutdown,
     tables=tables.TABLES,
+    delete_guards=retention.DELETE_GUARDS,
     nav=[
         NavEntry("resident", "/portal/consult", "在线咨询", "consult.ask", order=50),
         NavEntry("doctor", "/workstation/consult", "在线咨询", "consult.answer", order=20),

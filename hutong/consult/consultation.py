@@ -85,6 +85,20 @@ def _patient(tx, ref: str) -> dict:
     return found.resource
 
 
+def manages(tx, guardian: str, dependant: str) -> bool:
+    """True when ``guardian`` (``Patient/…``) manages ``dependant``'s health card: the card's guardian
+    relation (a child's or an elderly parent's card issued under the guardian's own card), both cards
+    not revoked. This is the relation the card capability records; nothing else grants it."""
+    from hutong.card.tables import card_card  # the card capability's record of who manages whom
+
+    c = card_card.c
+    own = select(c.card_id).where(c.patient == guardian, c.status != "revoked")
+    row = tx.conn.execute(select(c.card_id).where(c.patient == dependant, c.status != "revoked",
+                                                  c.guardian_card.in_(own))
+                          .limit(1)).first()
+    return row is not None
+
+
 def prior_visit(tx, env, patient: str, encounter: str | None, at_us: int) -> dict:
     """The in-person visit a follow-up builds on (422 when there is none: no online first visits)."""
     window_us = int(env.setting("consult_followup_window_days", 365)) * 86400 * 1_000_000
@@ -168,6 +182,9 @@ def ask_question(env, *, patient: str, text: str, asker: str | None = None, kind
 
     def body(tx):
         _patient(tx, patient)
+        if asker != patient and not manages(tx, asker, patient):
+            raise FhirError(403, "forbidden", "只有监护人可为被监护人提问 / only the guardian who manages this "
+                            "person's health card may ask for them", "patient")
         target_org, dept, owner, diagnosis, visit = hospital, department, None, "", None
         if doctor:
             doc = directory.doctor(tx, doctor)

@@ -1,5 +1,5 @@
-"""Doctors and institutions, read from the store's Practitioner, PractitionerRole and Organization
-resources (what the registry capability keeps; when its API lands these readers become calls to it).
+"""Doctors and institutions, from the registry (``hutong.registry.service``: ``find_institution``,
+``practitioners_of``) and the PractitionerRole resources it keeps.
 
 A doctor is identified by the ``PractitionerRole`` id: the role carries the institution, the
 department (``specialty`` in the national department list) and whether the doctor takes online
@@ -9,9 +9,13 @@ consultations (code ``online-consultation``). Pharmacists carry the code ``pharm
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from hutong.consult import vocab
+from hutong.core.clock import SHANGHAI
 from hutong.core.errors import FhirError
+from hutong.registry import hours as registry_hours
+from hutong.registry import service as registry
 
 
 @dataclass(frozen=True)
@@ -71,10 +75,9 @@ def _doctor(tx, role: dict) -> Doctor:
 def organization(tx, org_ref: str) -> dict:
     """The Organization resource (404 when unknown)."""
     oid = _ref_id(org_ref, "Organization")
-    found = tx.read("Organization", oid)
-    if found is None or found.deleted:
+    if registry.find_institution(tx, id=oid) is None:
         raise FhirError(404, "not-found", f"机构不存在 (unknown institution {org_ref})")
-    return found.resource
+    return tx.read("Organization", oid).resource
 
 
 def org_level(org: dict) -> str:
@@ -109,15 +112,25 @@ def level_rank(level: str) -> int:
     return vocab.LEVELS.index(level)
 
 
-def online_doctors(tx, org_ref: str, department: str | None) -> list[Doctor]:
-    """Doctors of ``org_ref`` who take online consultations, in ``department`` (or any), by id."""
-    params = [("organization", org_ref), ("active", "true")]
-    if department:
-        params.append(("specialty", f"{vocab.DEPARTMENT_SYSTEM}|{department}"))
+def on_duty(role: dict, at: datetime | None = None) -> bool:
+    """Whether a doctor is on duty at ``at`` (default now): the role's ``availableTime`` and
+    ``notAvailable`` in the registry when it has them; a role without hours follows the platform's
+    consultation hours (checked by the service levels) and counts as on duty here."""
+    if not role.get("availableTime"):
+        return True
+    when = at or datetime.now(SHANGHAI)
+    return registry_hours.open_at(role.get("availableTime"), when, role.get("notAvailable"))
+
+
+def online_doctors(tx, org_ref: str, department: str | None, at: datetime | None = None) -> list[Doctor]:
+    """Doctors of ``org_ref`` who take online consultations and are on duty at ``at`` (default now), in
+    ``department`` (or any), by id; the institution's roles come from the registry."""
+    _ref_id(org_ref, "Organization")
     out = []
-    for rid in sorted(tx.search_ids("PractitionerRole", params)):
-        found = tx.read("PractitionerRole", rid)
-        if found is None or found.deleted:
+    for c in sorted(registry.practitioners_of(tx, org_ref, department=department, online=True),
+                    key=lambda c: c.role_id):
+        found = tx.read("PractitionerRole", c.role_id)
+        if found is None or found.deleted or not on_duty(found.resource, at):
             continue
         d = _doctor(tx, found.resource)
         if d.online:

@@ -99,7 +99,8 @@ class Downlink:
                         envs = [Envelope.parse(e) for e in page["events"]]
                         result = await asyncio.to_thread(
                             apply_envelopes, self.store, envs, direction="down", accept=self.config.down_types,
-                            heads={page["node"]: (int(page["head"]["seq"]), 0)}, expect_tenant=page["tenant"])
+                            heads={page["node"]: (int(page["head"]["seq"]), 0)}, expect_tenant=page["tenant"],
+                            scanned={page["node"]: min(int(page["through"]), int(page["head"]["seq"]))})
                         self.status["applied"] += result.applied
                         if node is None:
                             await asyncio.to_thread(_ensure_peer, self.store, page["node"], page["tenant"])

@@ -28,7 +28,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import orjson
-from sqlalchemy import insert, select, update
+from sqlalchemy import case, insert, select, update
 
 from hutong.core.clock import now_us
 from hutong.federation.envelope import Envelope
@@ -97,13 +97,18 @@ def _set_stream_position(tx, name: str, seq: int) -> None:
 
 def apply_envelopes(store: Store, envelopes: list[Envelope], *, direction: str, accept: frozenset[str],
                     heads: dict[str, tuple[int, int]] | None = None, stream: tuple[str, int] | None = None,
-                    expect_tenant: str | None = None, strict: bool = True) -> ApplyResult:
+                    expect_tenant: str | None = None, strict: bool = True,
+                    scanned: dict[str, int] | None = None) -> ApplyResult:
     """Apply ``envelopes`` (each node's in its seq order) in one transaction; see the module docstring.
 
     ``accept``: resource types taken from this direction (others only move the position);
     ``heads``: node → (head seq, head commit time) the origin reported, for the lag;
     ``stream``: (name, stream sequence) to record with the batch (a JetStream follower);
-    ``expect_tenant``: every envelope must be of this tenant (the HTTPS caller's).
+    ``expect_tenant``: every envelope must be of this tenant (the HTTPS caller's);
+    ``scanned``: node → how far the origin's selection has read its change log, this batch included.
+    Events up to there that are not in this or an earlier batch are not for this node (other types,
+    other tenants, echoes), so the node's position moves past them: ``events_behind`` is then 0 when
+    caught up, not the count of the origin's events that never flow here.
     Raises ``IngestRefused`` (nothing applied) when an envelope breaks a rule of the link, or with
     ``strict=False`` (a shared stream, where one bad sender must not stop the others) skips and
     counts it."""
@@ -158,6 +163,10 @@ def apply_envelopes(store: Store, envelopes: list[Envelope], *, direction: str, 
             result.applied += 1
             result.conflicts += conflicts
         p = federation_peer.c
+        for node, through in (scanned or {}).items():
+            if node in state:
+                st = state[node]
+                st["last_seq"] = max(st["last_seq"], int(through))
         for node, st in state.items():
             values = {"last_seq": st["last_seq"], "last_origin_us": st["last_origin_us"], "last_applied_us": now,
                       "last_contact_us": now, "applied": p.applied + st["applied"],
@@ -172,8 +181,14 @@ def apply_envelopes(store: Store, envelopes: list[Envelope], *, direction: str, 
             result.through[node] = st["last_seq"]
         for node, (head_seq, head_us) in (heads or {}).items():
             if node not in state:  # a heartbeat: nothing new, the origin's head and the contact time
-                tx.conn.execute(update(federation_peer).where(p.node_id == node).values(
-                    head_seq=head_seq, head_origin_us=head_us, last_contact_us=now))
+                values = {"head_seq": head_seq, "head_origin_us": head_us, "last_contact_us": now}
+                if scanned and node in scanned:
+                    through = int(scanned[node])
+                    values["last_seq"] = case((p.last_seq < through, through), else_=p.last_seq)
+                tx.conn.execute(update(federation_peer).where(p.node_id == node).values(**values))
+                if scanned and node in scanned:
+                    result.through[node] = int(tx.conn.execute(
+                        select(p.last_seq).where(p.node_id == node)).scalar() or 0)
         if stream is not None:
             _set_stream_position(tx, stream[0], stream[1])
     return result

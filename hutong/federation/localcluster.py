@@ -163,10 +163,16 @@ class NodeProcess:
         self.proc = None
 
 
-def get_json(url: str, path: str, *, as_tenant: str | None = None, **params) -> dict:
+def gateway_headers(as_tenant: str | None = None) -> dict:
+    """Headers of a trusted caller of a local cluster's node (the harness, a benchmark's writers)."""
     headers = {"X-Hutong-Gateway-Key": CLUSTER_GATEWAY_KEY, "X-Hutong-Role": "system"}
     if as_tenant:
         headers["X-Hutong-Tenant"] = as_tenant
+    return headers
+
+
+def get_json(url: str, path: str, *, as_tenant: str | None = None, **params) -> dict:
+    headers = gateway_headers(as_tenant)
     r = httpx.get(url + path, params=params, headers=headers, timeout=120)
     r.raise_for_status()
     return r.json()

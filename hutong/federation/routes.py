@@ -75,8 +75,11 @@ async def ingest(request: Request, caller: Caller = Depends(permit("federation.i
     head = doc.get("head") if isinstance(doc.get("head"), dict) else {}
     try:
         heads = {node: (int(head.get("seq", 0)), int(head.get("ts_us", 0)))}
+        scanned = {node: int(doc["through"])} if doc.get("through") is not None else None
     except (TypeError, ValueError) as exc:
-        raise bad_request("head.seq and head.ts_us must be integers") from exc
+        raise bad_request("head.seq, head.ts_us and through must be integers") from exc
+    if scanned and scanned[node] > heads[node][0]:
+        raise bad_request("through may not be past the reported head")
     store = _node(request).store
     from starlette.concurrency import run_in_threadpool
 
@@ -86,14 +89,15 @@ async def ingest(request: Request, caller: Caller = Depends(permit("federation.i
         def beat():
             with store.write() as tx:
                 _peer(tx, node, tenant, "up", store.is_postgres)
-            return apply_envelopes(store, [], direction="up", accept=frozenset(), heads=heads)
+            return apply_envelopes(store, [], direction="up", accept=frozenset(), heads=heads, scanned=scanned)
 
         result = await run_in_threadpool(beat)
         result.through[node] = peer_position(store, node)
         return result.as_dict()
     try:
         result = await run_in_threadpool(apply_envelopes, store, envs, direction="up",
-                                         accept=accepted_up(store, config), heads=heads, expect_tenant=tenant)
+                                         accept=accepted_up(store, config), heads=heads, expect_tenant=tenant,
+                                         scanned=scanned)
     except IngestRefused as exc:
         raise FhirError(403, "forbidden", str(exc)) from exc
     return result.as_dict()

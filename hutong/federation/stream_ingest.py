@@ -72,6 +72,7 @@ class StreamIngest:
                 self.status["down_since_us"] = 0
                 batch: list[Envelope] = []
                 heads: dict[str, tuple[int, int]] = {}
+                scanned: dict[str, int] = {}
                 last = start
                 async for seq, data in stream_messages(js, f"{prefix}.federation.>", start + 1, idle_s=0.2,
                                                        stream=self.settings.events_stream):
@@ -80,6 +81,8 @@ class StreamIngest:
                         doc = orjson.loads(data)
                         if "head_seq" in doc:
                             heads[str(doc["node"])] = (int(doc["head_seq"]), int(doc["head_ts_us"]))
+                            if "through" in doc:
+                                scanned[str(doc["node"])] = int(doc["through"])
                         else:
                             batch.append(Envelope.parse(doc))
                     except (ValueError, KeyError, TypeError):
@@ -88,7 +91,7 @@ class StreamIngest:
                         break
                 if last == start:
                     continue
-                await asyncio.to_thread(self._apply, batch, heads, last)
+                await asyncio.to_thread(self._apply, batch, heads, last, scanned)
                 self.status["stream_seq"] = last
         finally:
             try:
@@ -96,9 +99,9 @@ class StreamIngest:
             except Exception:  # noqa: BLE001
                 pass
 
-    def _apply(self, batch: list[Envelope], heads: dict, last: int) -> None:
+    def _apply(self, batch: list[Envelope], heads: dict, last: int, scanned: dict | None = None) -> None:
         result = apply_envelopes(self.store, batch, direction="up", accept=accepted_up(self.store, self.config),
-                                 heads=heads, stream=(NAME, last), strict=False)
+                                 heads=heads, stream=(NAME, last), strict=False, scanned=scanned)
         self.status["applied"] += result.applied
         if result.refused:
             self.status["refused"] += result.refused

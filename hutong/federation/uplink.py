@@ -154,8 +154,9 @@ class Uplink:
                     # prev chains from what the province has applied, not from what was scanned locally
                     envs[0] = _with_prev(envs[0], position)
                 hd = await asyncio.to_thread(head, self.store)
-                body = b'{"node":"%s","tenant":"%s","head":{"seq":%d,"ts_us":%d},"events":[%s]}' % (
-                    node.encode(), self.config.tenant.encode(), hd[0], hd[1],
+                # through: how far this selection read (the province moves past what never flows up)
+                body = b'{"node":"%s","tenant":"%s","head":{"seq":%d,"ts_us":%d},"through":%d,"events":[%s]}' % (
+                    node.encode(), self.config.tenant.encode(), hd[0], hd[1], min(through, hd[0]),
                     b",".join(e.replication_bytes() for e in envs))
                 r = await client.post("/api/federation/ingest", content=body,
                                       headers={"Content-Type": "application/json"})
@@ -186,9 +187,11 @@ class Uplink:
                 loop_time = asyncio.get_running_loop().time()
                 if loop_time - last_beat >= HEARTBEAT_S:
                     hd = await asyncio.to_thread(head, self.store)
+                    # through: what every envelope before this message covers (all acknowledged)
                     await js.publish(f"{prefix}.federation.head.{self.config.tenant}",
-                                     b'{"node":"%s","tenant":"%s","head_seq":%d,"head_ts_us":%d}' % (
-                                         node.encode(), self.config.tenant.encode(), hd[0], hd[1]))
+                                     b'{"node":"%s","tenant":"%s","head_seq":%d,"head_ts_us":%d,"through":%d}' % (
+                                         node.encode(), self.config.tenant.encode(), hd[0], hd[1],
+                                         min(scanned, hd[0])))
                     last_beat = loop_time
                 if not envs:
                     scanned = through

@@ -160,9 +160,12 @@ def history_bundle(tx: Tx, req: FhirRequest, base_url: str, res_type: str | None
     count = _count(req, settings)
     since = None
     cursor = None
+    types: list[str] | None = None
     for key, value in req.query:
         if key == "_since":
             since = parse_since(value)
+        elif key == "_type" and res_type is None:
+            types = _history_types(tx, value, types)
         elif key == "_cursor":
             cursor = _decode_cursor(value)
         elif key in ("_count", "_format", "_pretty"):
@@ -171,7 +174,7 @@ def history_bundle(tx: Tx, req: FhirRequest, base_url: str, res_type: str | None
             raise FhirError(400, "not-supported", f"history parameter {key} is not supported", key)
         else:
             raise bad_request(f"unknown history parameter {key!r}", key)
-    rows = tx.history(res_type, res_id, since_us=since, at_or_before=cursor, count=count + 1)
+    rows = tx.history(res_type, res_id, since_us=since, at_or_before=cursor, count=count + 1, types=types)
     more = len(rows) > count
     rows = rows[:count]
     path = "/".join(p for p in (res_type, res_id) if p) + ("/_history" if (res_type or res_id) else "_history")
@@ -195,8 +198,20 @@ def history_bundle(tx: Tx, req: FhirRequest, base_url: str, res_type: str | None
             "lastModified": instant(s.ts_us),
         }
         entries.append(entry)
-    total = tx.history_count(res_type, res_id, since_us=since)
+    total = tx.history_count(res_type, res_id, since_us=since, types=types)
     return {"resourceType": "Bundle", "type": "history", "total": total, "link": links, "entry": entries}
+
+
+def _history_types(tx: Tx, value: str, so_far: list[str] | None) -> list[str]:
+    """The resource types of a system history's ``_type`` (comma-separated, repeatable: the union)."""
+    out = list(so_far or [])
+    for name in value.split(","):
+        name = name.strip()
+        if not name or not tx.store.is_known_type(name):
+            raise bad_request(f"_type: unknown resource type {name[:64]!r}", "_type")
+        if name not in out:
+            out.append(name)
+    return out
 
 
 def _cursor_after(last: StoredResource) -> str:
@@ -272,6 +287,7 @@ def _create(call: Call) -> FhirResult:
     result = call.tx.create(resource, if_none_exist=req.header("if-none-exist"))
     if result.outcome == "existing":
         return resource_result(result.stored, 200, req, call.base_url)
+    _check_write(call, result.stored)
     return resource_result(result.stored, 201, req, call.base_url, location=True,
                            outcome_text=f"created {result.stored.res_type}/{result.stored.res_id}")
 
@@ -282,6 +298,7 @@ def _conditional_update(call: Call) -> FhirResult:
         raise FhirError(405, "not-supported", "PUT needs an id or search criteria")
     result = call.tx.conditional_update(call.res_type, _query_string(req.query), _body_resource(req),
                                         if_match=parse_etag(req.header("if-match")))
+    _check_write(call, result.stored)
     return resource_result(result.stored, 201 if result.outcome == "created" else 200, req, call.base_url,
                            location=result.outcome == "created")
 
@@ -290,6 +307,10 @@ def _conditional_delete(call: Call) -> FhirResult:
     req = call.req
     if not req.query:
         raise FhirError(405, "not-supported", "DELETE needs an id or search criteria")
+    if call.routes is not None and call.routes.delete_guards.get(call.res_type):
+        limit = call.store.settings.conditional_delete_max
+        for res_id in call.tx.search_query(call.res_type, _query_string(req.query), limit=limit + 1):
+            _guard_delete(call, res_id)
     results = call.tx.conditional_delete(call.res_type, _query_string(req.query),
                                          limit=call.store.settings.conditional_delete_max)
     deleted = sum(r.outcome == "deleted" for r in results)
@@ -308,6 +329,7 @@ def _conditional_patch(call: Call) -> FhirResult:
                         f"conditional patch criteria match {len(matches)} {call.res_type}")
     result = call.tx.patch(call.res_type, matches[0], patch_function(req.body, req.header("content-type")),
                            if_match=parse_etag(req.header("if-match")))
+    _check_write(call, result.stored)
     return resource_result(result.stored, 200, req, call.base_url)
 
 
@@ -341,6 +363,7 @@ def _read(call: Call) -> FhirResult:
 def _update(call: Call) -> FhirResult:
     req = call.req
     result = call.tx.update(call.res_type, call.res_id, _body_resource(req), if_match=parse_etag(req.header("if-match")))
+    _check_write(call, result.stored)
     return resource_result(result.stored, 201 if result.outcome == "created" else 200, req, call.base_url,
                            location=result.outcome == "created")
 
@@ -349,11 +372,38 @@ def _patch(call: Call) -> FhirResult:
     req = call.req
     result = call.tx.patch(call.res_type, call.res_id, patch_function(req.body, req.header("content-type")),
                            if_match=parse_etag(req.header("if-match")))
+    _check_write(call, result.stored)
     return resource_result(result.stored, 200, req, call.base_url)
+
+
+def _check_write(call: Call, stored: StoredResource | None) -> None:
+    """Run the capabilities' write checks on what a create/update/patch stored: an error refuses it
+    with 422 (the transaction rolls back, so nothing of the write remains)."""
+    checks = call.routes.write_checks.get(call.res_type) if call.routes is not None else None
+    if not checks or stored is None or stored.resource is None:
+        return
+    issues = [i for check in checks for i in check(stored.resource)]
+    errors = [i for i in issues if i.severity in ("error", "fatal")]
+    if errors:
+        raise FhirError(422, errors[0].code, f"{call.res_type} breaks a registry rule: {errors[0].diagnostics}",
+                        errors[0].expression, issues=errors[:50])
+
+
+def _guard_delete(call: Call, res_id: str) -> None:
+    """Ask the capabilities' delete guards whether ``res_id`` may be deleted (they raise if not)."""
+    guards = call.routes.delete_guards.get(call.res_type) if call.routes is not None else None
+    if not guards:
+        return
+    stored = call.tx.read(call.res_type, res_id)
+    if stored is None or stored.deleted:
+        return
+    for guard in guards:
+        guard(call.tx, stored)
 
 
 def _delete(call: Call) -> FhirResult:
     res_type, res_id = call.res_type, call.res_id
+    _guard_delete(call, res_id)
     result = call.tx.delete(res_type, res_id, if_match=parse_etag(call.req.header("if-match")))
     headers = {"ETag": result.stored.etag} if result.stored and result.outcome == "deleted" else {}
     return FhirResult(200, info_outcome(

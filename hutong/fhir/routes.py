@@ -95,6 +95,9 @@ class Interaction:
     #: Extensions the CapabilityStatement puts on the entry of the resource type this interaction
     #: belongs to (e.g. the Subscriptions Backport's ``subscriptiontopic-canonical`` on Subscription).
     resource_extensions: tuple[dict, ...] = ()
+    #: ``_format`` values this interaction answers itself besides FHIR JSON (``$viewdefinition-run``:
+    #: csv, ndjson, parquet); the HTTP layer answers 406 for any other non-JSON ``_format``.
+    formats: frozenset[str] = frozenset()
     segments: tuple[str, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -156,6 +159,11 @@ class RouteTable:
         #: ``authorize(caller, permission, call)`` raises 401/403 when the caller may not perform the
         #: call; the node installs the security policy here. Bundle entries are checked one by one.
         self.authorize = authorize or _allow_all
+        #: ``{type: [check(resource) -> list[Issue]]}``: capabilities' rules beyond R4's, run on every
+        #: create/update/patch of that type (error issues refuse the write with 422, nothing stored).
+        self.write_checks: dict[str, list[Callable[[dict], list]]] = {}
+        #: ``{type: [guard(tx, stored)]}``: a guard raises FhirError to refuse a DELETE of that resource.
+        self.delete_guards: dict[str, list[Callable]] = {}
         self._by_length: dict[int, list[Interaction]] = {}
         for item in interactions:
             self.add(item)

@@ -18,11 +18,12 @@ from pathlib import Path
 
 import numpy as np
 import orjson
-from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy import String, bindparam, delete, insert, literal, select, update
 
 from hutong.china import ids
 from hutong.core.clock import now_us
 from hutong.core.errors import FhirError
+from hutong.mpi import documents
 from hutong.mpi.blocking import record_keys
 from hutong.mpi.explain import describe_pair
 from hutong.mpi.features import TF_FEATURES, FeatureTable, normalize_record
@@ -73,6 +74,14 @@ def patient_raw(patient: dict) -> dict:
         if system == RESIDENT_ID_SYSTEM or codes & {"NNCHN", "NI", "CZ"} or ids.is_valid_resident_id(value):
             raw["id_number"] = value
             break
+    docs = documents.from_patient(patient)
+    if "id_number" not in raw:
+        first_id = next((d for d in docs if d.id_like), None)
+        if first_id is not None:
+            raw["id_number"] = first_id.value
+    other = next((d for d in docs if not d.id_like), None)
+    if other is not None:
+        raw["identifier"] = other.match_key()  # kind-qualified: equal numbers of two kinds never agree
     for tel in patient.get("telecom") or []:
         if (tel or {}).get("system") == "phone" and tel.get("value"):
             raw["phone"] = tel["value"]
@@ -137,18 +146,17 @@ def _bump(conn, keys: list[str], delta: int) -> None:
     conn.execute(stmt, rows)
 
 
-def index_frequencies(conn, table: FeatureTable, *, extra: int = 0, first_only: bool = False) -> dict[str, np.ndarray]:
-    """Per record of ``table``, each TF feature's relative frequency over the *whole index* — count of the value
-    among indexed records with that feature filled, as batch computes it over its file. ``extra`` = 1 counts the
-    first record of ``table`` in as well (a ``$match`` query that is not itself indexed). ``first_only``: only the
-    first record's values are looked up (scoring uses the query's own frequencies; the rest are left 0)."""
-    need: dict[str, tuple[str, str]] = {}
+def _freq_needed(table: FeatureTable, first_only: bool) -> list[str]:
+    need: set[str] = set()
     for name in TF_FEATURES:
         for v in set(table.col(name)[:1] if first_only else table.col(name)):
             if v:
-                need[_freq_key(name, v)] = (name, v)
-        need[f"{name}:*"] = (name, "")
-    got = dict(conn.execute(select(mpi_freq.c.key, mpi_freq.c.n).where(mpi_freq.c.key.in_(list(need)))).all())
+                need.add(_freq_key(name, v))
+        need.add(f"{name}:*")
+    return sorted(need)
+
+
+def _freq_arrays(got: dict[str, int], table: FeatureTable, extra: int, first_only: bool) -> dict[str, np.ndarray]:
     out: dict[str, np.ndarray] = {}
     for name in TF_FEATURES:
         col = table.col(name)
@@ -164,20 +172,46 @@ def index_frequencies(conn, table: FeatureTable, *, extra: int = 0, first_only: 
     return out
 
 
+def index_frequencies(conn, table: FeatureTable, *, extra: int = 0, first_only: bool = False) -> dict[str, np.ndarray]:
+    """Per record of ``table``, each TF feature's relative frequency over the *whole index* — count of the value
+    among indexed records with that feature filled, as batch computes it over its file. ``extra`` = 1 counts the
+    first record of ``table`` in as well (a ``$match`` query that is not itself indexed). ``first_only``: only the
+    first record's values are looked up (scoring uses the query's own frequencies; the rest are left 0)."""
+    need = _freq_needed(table, first_only)
+    got = dict(conn.execute(select(mpi_freq.c.key, mpi_freq.c.n).where(mpi_freq.c.key.in_(need))).all())
+    return _freq_arrays(got, table, extra, first_only)
+
+
 # --- model -------------------------------------------------------------------------------------------------
+
+
+_MODEL_VERSION_KEY = "model:online"
+
+
+def _model_for(conn, version: int | None) -> Model:
+    """The model for a known ``mpi_model`` version (None = no fitted model: the shipped default), cached per
+    engine and version so that scoring needs no extra query once the version is known."""
+    key = f"{id(conn.engine)}:{version if version is not None else 'default'}"
+    with _model_lock:
+        got = _model_cache.get(key)
+    if got is not None:
+        return got[1]
+    row = None
+    if version is not None:
+        row = conn.execute(select(mpi_model.c.params, mpi_model.c.updated_us).where(mpi_model.c.name == "online")).first()
+        if row is not None:
+            key = f"{id(conn.engine)}:{row[1]}"  # the version actually read (a retrain may have come in between)
+    params = json.loads(row[0]) if row else json.loads(_DEFAULT_MODEL.read_text(encoding="utf-8"))
+    got = (time.time(), Model.from_dict(params))
+    with _model_lock:
+        _model_cache[key] = got
+    return got[1]
 
 
 def get_model(conn) -> Model:
     """The online model: the one fitted on this index (``mpi_model``), else the shipped default."""
-    row = conn.execute(select(mpi_model.c.params, mpi_model.c.updated_us).where(mpi_model.c.name == "online")).first()
-    key = str(id(conn.engine)) + (str(row[1]) if row else "default")
-    with _model_lock:
-        got = _model_cache.get(key)
-        if got is None:
-            params = json.loads(row[0]) if row else json.loads(_DEFAULT_MODEL.read_text(encoding="utf-8"))
-            got = (time.time(), Model.from_dict(params))
-            _model_cache[key] = got
-    return got[1]
+    version = conn.execute(select(mpi_model.c.updated_us).where(mpi_model.c.name == "online")).scalar()
+    return _model_for(conn, version)
 
 
 def retrain(store, *, sample: int = 200_000) -> dict:
@@ -202,32 +236,43 @@ def retrain(store, *, sample: int = 200_000) -> dict:
 
 
 def _candidates(conn, feats: dict, exclude: str | None) -> list[tuple[str, dict, str]]:
+    """Indexed records sharing a blocking key with ``feats``: one statement (keys → ids → feature rows)."""
     keys = _hash_keys(feats)
     if not keys:
         return []
-    stmt = select(mpi_block.c.patient_id).where(mpi_block.c.key.in_(keys)).distinct().limit(MAX_CANDIDATES + 1)
-    pids = [r[0] for r in conn.execute(stmt) if r[0] != exclude]
-    if not pids:
-        return []
-    rows = conn.execute(
-        select(mpi_record.c.patient_id, mpi_record.c.features, mpi_record.c.person_id).where(mpi_record.c.patient_id.in_(pids))
-    ).all()
-    return [(r[0], orjson.loads(r[1]), r[2]) for r in rows]
+    ids_ = select(mpi_block.c.patient_id).where(mpi_block.c.key.in_(keys)).distinct().limit(MAX_CANDIDATES + 1)
+    stmt = select(mpi_record.c.patient_id, mpi_record.c.features, mpi_record.c.person_id).where(
+        mpi_record.c.patient_id.in_(ids_.scalar_subquery()))
+    if exclude is not None:
+        stmt = stmt.where(mpi_record.c.patient_id != exclude)
+    return [(r[0], orjson.loads(r[1]), r[2]) for r in conn.execute(stmt)]
+
+
+def _frequencies_and_model(conn, table: FeatureTable, extra: int) -> tuple[dict[str, np.ndarray], int, Model]:
+    """The query's term frequencies, the number of indexed records and the online model's version, read in
+    one statement (``mpi_freq`` rows UNION ALL the ``mpi_model`` version)."""
+    need = _freq_needed(table, True) + [TOTAL_KEY]
+    stmt = select(mpi_freq.c.key, mpi_freq.c.n).where(mpi_freq.c.key.in_(need)).union_all(
+        select(literal(_MODEL_VERSION_KEY, String), mpi_model.c.updated_us).where(mpi_model.c.name == "online"))
+    got = {r[0]: r[1] for r in conn.execute(stmt)}
+    version = got.pop(_MODEL_VERSION_KEY, None)
+    return _freq_arrays(got, table, extra, True), int(got.get(TOTAL_KEY, 0)), _model_for(conn, version)
 
 
 def score_against_index(conn, feats: dict, exclude: str | None = None, *, indexed: bool = False) -> list[dict]:
     """Candidates from the index with probability, grade, person and per-field evidence, best first.
 
     Term frequencies come from the whole index (``mpi_freq``); ``indexed`` says the query record is already
-    counted there (linking), otherwise it is counted in on the fly (``$match``)."""
+    counted there (linking), otherwise it is counted in on the fly (``$match``). Two database round trips
+    (candidates with their features; frequencies, index size and model version), whatever the index size."""
     cands = _candidates(conn, feats, exclude)
     if not cands:
         return []
-    model = get_model(conn)
     table = FeatureTable.from_records([feats] + [c[1] for c in cands])
     # the term frequency of an agreeing value is read from the query's side (as batch reads it from one side)
-    table.freq_override = index_frequencies(conn, table, extra=0 if indexed else 1, first_only=True)
-    n_index = (conn.execute(select(mpi_freq.c.n).where(mpi_freq.c.key == TOTAL_KEY)).scalar() or 0) + (0 if indexed else 1)
+    freq, n_total, model = _frequencies_and_model(conn, table, 0 if indexed else 1)
+    table.freq_override = freq
+    n_index = n_total + (0 if indexed else 1)
     i = np.zeros(len(cands), dtype=np.int64)
     j = np.arange(1, len(cands) + 1, dtype=np.int64)
     prob, gamma, bf = model.score_pairs(table, i, j, n_index=n_index)

@@ -24,13 +24,14 @@ from collections.abc import Iterable
 from datetime import datetime
 
 import orjson
-from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy import bindparam, delete, func, select, tuple_, update
 
 from hutong.capability import Consumer
 from hutong.core.clock import local_day, to_us
 from hutong.quality import arrivals, rules
 from hutong.quality.tables import quality_arrival as QA
 from hutong.quality.tables import quality_issue as QI
+from hutong.quality.tables import quality_patient as QP
 from hutong.search.tables import sp_reference as SPR
 from hutong.stats import counters
 from hutong.store import schema
@@ -115,15 +116,39 @@ def _arrival_deltas(ev, new: dict | None, old: dict | None, acc: dict) -> None:
 
 
 def _apply_arrivals(conn, acc: dict) -> None:
-    for (org, day, res_type, iface), add in acc.items():
-        where = and_(QA.c.org == org, QA.c.day == day, QA.c.res_type == res_type, QA.c.interface == iface)
-        cur = conn.execute(select(*[QA.c[f] for f in _ARRIVAL_FIELDS], QA.c.last_us).where(where)).first()
+    """Add a batch's arrivals: one read of the rows it touches (by primary key, in chunks), then one
+    executemany for the new rows and one for the changed ones."""
+    if not acc:
+        return
+    keys = list(acc)
+    cols = (QA.c.org, QA.c.day, QA.c.res_type, QA.c.interface)
+    current: dict[tuple, tuple] = {}
+    for k in range(0, len(keys), 200):
+        for row in conn.execute(select(*cols, *[QA.c[f] for f in _ARRIVAL_FIELDS], QA.c.last_us)
+                                .where(tuple_(*cols).in_(keys[k:k + 200]))):
+            current[tuple(row[:4])] = tuple(row[4:])
+    inserts, updates = [], []
+    for key, add in acc.items():
+        cur = current.get(key)
         if cur is None:
-            conn.execute(QA.insert().values(org=org, day=day, res_type=res_type, interface=iface, **add))
+            inserts.append(dict(zip(("org", "day", "res_type", "interface"), key, strict=True)) | add)
         else:
-            values = {f: cur[i] + add[f] for i, f in enumerate(_ARRIVAL_FIELDS)}
-            values["last_us"] = max(cur[-1], add["last_us"])
-            conn.execute(update(QA).where(where).values(**values))
+            values = {f"v_{f}": cur[i] + add[f] for i, f in enumerate(_ARRIVAL_FIELDS)}
+            values["v_last_us"] = max(cur[-1], add["last_us"])
+            updates.append(values | dict(zip(("b_org", "b_day", "b_res_type", "b_interface"), key, strict=True)))
+    if inserts:
+        conn.execute(QA.insert(), inserts)
+    if updates:
+        stmt = (update(QA).where(*[c == bindparam(f"b_{c.name}") for c in cols])
+                .values(**{f: bindparam(f"v_{f}") for f in (*_ARRIVAL_FIELDS, "last_us")}))
+        conn.execute(stmt, updates)
+
+
+def _delete_issues(conn, keys: list[tuple[str, str]], *, unresolved: bool) -> None:
+    """Remove the issue rows of these resources: the rule rows, or the ``ref-unresolved`` ones."""
+    rule = QI.c.rule == UNRESOLVED if unresolved else QI.c.rule != UNRESOLVED
+    for k in range(0, len(keys), 200):
+        conn.execute(delete(QI).where(rule, tuple_(QI.c.res_type, QI.c.res_id).in_(keys[k:k + 200])))
 
 
 # ------------------------------------------------------------------------------------------ issues
@@ -172,30 +197,47 @@ def _unresolved_row(res_type: str, res_id: str, resource: dict, missing: list[tu
             "day": _version_day(resource), "detail": f"{t}/{i}"[:64], "ts_us": _updated_us(resource)}
 
 
-def _recheck_references(conn, latest: dict[tuple[str, str], dict | None], changed: set[tuple[str, str]]) -> None:
-    """Replace the ``ref-unresolved`` rows of the resources changed in this batch and of every resource
-    referencing one created or deleted in it (found through the search index's reverse lookup)."""
-    check = dict(latest)
+def _referrers(conn, targets: set[tuple[str, str]], *, unresolved_only: bool) -> set[tuple[str, str]]:
+    """Resources referencing any of ``targets`` (the search index's reverse lookup); with
+    ``unresolved_only`` just those that have a ``ref-unresolved`` row."""
     by_type: dict[str, list[str]] = defaultdict(list)
-    for t, i in changed:
+    for t, i in targets:
         by_type[t].append(i)
-    referrers: set[tuple[str, str]] = set()
+    stmt = select(SPR.c.res_type, SPR.c.res_id).distinct()
+    if unresolved_only:
+        stmt = stmt.join(QI, (QI.c.rule == UNRESOLVED) & (QI.c.res_type == SPR.c.res_type)
+                         & (QI.c.res_id == SPR.c.res_id))
+    found: set[tuple[str, str]] = set()
     for t, ids in by_type.items():
+        ids = sorted(ids)
         for k in range(0, len(ids), 500):
-            for rt, rid in conn.execute(select(SPR.c.res_type, SPR.c.res_id).where(
-                    SPR.c.target_type == t, SPR.c.target_id.in_(ids[k:k + 500]))):
-                referrers.add((rt, rid))
+            found.update(tuple(row) for row in conn.execute(
+                stmt.where(SPR.c.target_type == t, SPR.c.target_id.in_(ids[k:k + 500]))))
+    return found
+
+
+def _recheck_references(conn, latest: dict[tuple[str, str], dict | None], written: set[tuple[str, str]],
+                        deleted: set[tuple[str, str]]) -> None:
+    """Replace the ``ref-unresolved`` rows of the resources changed in this batch and of the resources
+    whose answer the batch may change, found through the search index's reverse lookup: every
+    referrer of a deleted resource (it may now point at nothing), and the referrers of a written one
+    that were unresolved (a new or restored target can only resolve references, so the others'
+    answer stands; checking them would re-read every Observation of a Patient at its creation)."""
+    check = dict(latest)
+    referrers = _referrers(conn, deleted, unresolved_only=False) if deleted else set()
+    if written:
+        referrers |= _referrers(conn, written, unresolved_only=True)
     r = schema.resource.c
-    for t, i in referrers - set(check):
-        row = conn.execute(select(r.content).where(r.res_type == t, r.res_id == i, r.deleted.is_(False))).first()
-        check[(t, i)] = orjson.loads(row[0]) if row and row[0] else None
+    others = sorted(referrers - set(check))
+    for t, i in others:
+        check[(t, i)] = None
+    for k in range(0, len(others), 200):
+        for t, i, text in conn.execute(select(r.res_type, r.res_id, r.content).where(
+                tuple_(r.res_type, r.res_id).in_(others[k:k + 200]), r.deleted.is_(False))):
+            check[(t, i)] = orjson.loads(text) if text else None
     targets = {k: _targets(res) for k, res in check.items() if res is not None}
     present = _existing(conn, {x for ts in targets.values() for x in ts})
-    keys = list(check)
-    for k in range(0, len(keys), 200):
-        chunk = keys[k:k + 200]
-        conn.execute(delete(QI).where(QI.c.rule == UNRESOLVED,
-                                      or_(*[and_(QI.c.res_type == t, QI.c.res_id == i) for t, i in chunk])))
+    _delete_issues(conn, list(check), unresolved=True)
     rows = []
     for (t, i), ts in targets.items():
         missing = [x for x in ts if x not in present]
@@ -216,7 +258,8 @@ def _handle(tx, events) -> None:
     rule_deltas: dict[tuple, float] = defaultdict(float)
     latest: dict[tuple[str, str], dict | None] = {}
     every: dict[tuple[str, str], dict | None] = {}
-    appeared: set[tuple[str, str]] = set()
+    written: set[tuple[str, str]] = set()
+    deleted: set[tuple[str, str]] = set()
     for ev in events:
         new = None if ev.op == "delete" else content.get((ev.res_type, ev.res_id, ev.version_id))
         old = content.get((ev.res_type, ev.res_id, ev.version_id - 1))
@@ -228,20 +271,29 @@ def _handle(tx, events) -> None:
                 rule_deltas[key] -= amount
             latest[(ev.res_type, ev.res_id)] = new
         every[(ev.res_type, ev.res_id)] = new
-        if ev.op != "update":
-            appeared.add((ev.res_type, ev.res_id))
+        key = (ev.res_type, ev.res_id)
+        if ev.op == "delete":
+            deleted.add(key)
+            written.discard(key)
+        else:
+            written.add(key)
+            deleted.discard(key)
     _apply_arrivals(conn, acc)
     counters.apply_deltas(conn, RULE_COUNTS.name, rule_deltas)
     if latest:
-        keys = list(latest)
-        for k in range(0, len(keys), 200):
-            chunk = keys[k:k + 200]
-            conn.execute(delete(QI).where(QI.c.rule != UNRESOLVED,
-                                          or_(*[and_(QI.c.res_type == t, QI.c.res_id == i) for t, i in chunk])))
+        _delete_issues(conn, list(latest), unresolved=False)
         rows = [row for (t, i), res in latest.items() for row in _issue_rows(t, i, res)]
         if rows:
             conn.execute(QI.insert(), rows)
-    _recheck_references(conn, every, appeared)
+    _recheck_references(conn, every, written, deleted)
+    patients = {i: res for (t, i), res in every.items() if t == "Patient"}
+    if patients:
+        ids = sorted(patients)
+        for k in range(0, len(ids), 500):
+            conn.execute(delete(QP).where(QP.c.patient_id.in_(ids[k:k + 500])))
+        rows = [{"patient_id": i, "org": arrivals.institution_of(res)} for i, res in patients.items() if res is not None]
+        if rows:
+            conn.execute(QP.insert(), rows)
 
 
 CONSUMER = Consumer(NAME, _handle, None)
@@ -255,7 +307,8 @@ def stored(store) -> dict:
                for r in tx.conn.execute(select(QA))}
         issues = {(r.rule, r.res_type, r.res_id): (r.org, r.day, r.detail, int(r.ts_us))
                   for r in tx.conn.execute(select(QI))}
-    return {"arrivals": arr, "rules": counters.stored(store, RULE_COUNTS), "issues": issues}
+        patients = dict(tx.conn.execute(select(QP.c.patient_id, QP.c.org)).all())
+    return {"arrivals": arr, "rules": counters.stored(store, RULE_COUNTS), "issues": issues, "patients": patients}
 
 
 def _norm(v):
@@ -284,9 +337,12 @@ def recompute(store, batch: int = 5000) -> dict:
         r = schema.resource.c
         present = {(t, i) for t, i in tx.conn.execution_options(yield_per=20000).execute(
             select(r.res_type, r.res_id).where(r.deleted.is_(False)))}
+        patients = {}
         for res_type, rid, text in tx.conn.execution_options(yield_per=2000).execute(
                 select(r.res_type, r.res_id, r.content).where(r.deleted.is_(False))):
             resource = orjson.loads(text)
+            if res_type == "Patient":
+                patients[rid] = arrivals.institution_of(resource)
             found = []
             if res_type in rules.TYPES:
                 found = _issue_rows(res_type, rid, resource)
@@ -296,7 +352,7 @@ def recompute(store, batch: int = 5000) -> dict:
             for row in found:
                 issues[(row["rule"], res_type, rid)] = (row["org"], row["day"], row["detail"], row["ts_us"])
     arr = {k: tuple(_norm(v[f]) for f in (*_ARRIVAL_FIELDS, "last_us")) for k, v in acc.items()}
-    return {"arrivals": arr, "rules": counters.recompute(store, RULE_COUNTS), "issues": issues}
+    return {"arrivals": arr, "rules": counters.recompute(store, RULE_COUNTS), "issues": issues, "patients": patients}
 
 
 def rebuild(store) -> None:
@@ -306,6 +362,9 @@ def rebuild(store) -> None:
         conn = tx.conn
         conn.execute(delete(QA))
         conn.execute(delete(QI))
+        conn.execute(delete(QP))
+        if fresh["patients"]:
+            conn.execute(QP.insert(), [{"patient_id": i, "org": o} for i, o in fresh["patients"].items()])
         conn.execute(delete(counters.stats_counter).where(counters.stats_counter.c.counter == RULE_COUNTS.name))
         names = (*_ARRIVAL_FIELDS, "last_us")
         rows = [dict(zip(("org", "day", "res_type", "interface"), k, strict=True)) | dict(zip(names, v, strict=True))

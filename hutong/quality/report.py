@@ -23,6 +23,7 @@ from hutong.quality import arrivals, baseline, levels, rules
 from hutong.quality.measure import RULE_COUNTS, UNRESOLVED
 from hutong.quality.tables import quality_arrival as QA
 from hutong.quality.tables import quality_issue as QI
+from hutong.quality.tables import quality_patient as QP
 from hutong.share.tables import share_document as SD
 from hutong.stats.counters import stats_counter as SC
 from hutong.store.schema import resource as R
@@ -62,6 +63,7 @@ class InstitutionReport:
     unresolved_examples: list[dict] = field(default_factory=list)
     documents: dict[str, tuple[int, int]] = field(default_factory=dict)  # WS/T type code -> (documents, with problems)
     card_scans: tuple[int, int] = (0, 0)  # (accepted, all) in the window
+    patients: tuple[int, int] = (0, 0)  # (current Patients linked by the patient index, duplicate records)
     indicators: dict[str, float | None] = field(default_factory=dict)
     scores: dict[str, float | None] = field(default_factory=dict)
     estimate: levels.Estimate | None = None
@@ -190,6 +192,18 @@ def _examples(conn, org: str, limit: int = EXAMPLES) -> dict[str, list[dict]]:
     return out
 
 
+def _duplicates(conn, org: str | None) -> dict[str, tuple[int, int]]:
+    """Per institution: its current Patients that the patient index has linked, and how many of them
+    are duplicate records (more than one of the institution's Patients for one person)."""
+    from hutong.mpi.tables import mpi_record as M
+
+    stmt = (select(QP.c.org, func.count(), func.count(func.distinct(M.c.person_id)))
+            .select_from(QP.join(M, M.c.patient_id == QP.c.patient_id)).group_by(QP.c.org))
+    if org is not None:
+        stmt = stmt.where(QP.c.org == org)
+    return {o: (int(n), int(n) - int(persons)) for o, n, persons in conn.execute(stmt)}
+
+
 # ------------------------------------------------------------------------------------------ indicators
 def _rate(pairs: list[tuple[int, int]]) -> float | None:
     applicable = sum(a for a, _f in pairs)
@@ -218,6 +232,9 @@ def indicators_of(rep: InstitutionReport) -> dict[str, float | None]:
     ind["card_scans"] = float(rep.card_scans[0])
     used = {i for i, c in rep.by_interface.items() if c} | ({"card"} if rep.card_scans[0] else set())
     ind["interfaces"] = float(len(used))
+    linked, dups = rep.patients
+    ind["duplicate_patients"] = float(dups)
+    ind["duplicate_rate"] = dups / linked if linked else None
     return ind
 
 
@@ -293,6 +310,7 @@ def institution_report(store, org: str, *, day: str | None = None, days: int = W
         rep.documents = {k: (d, p) for k, (d, p) in _documents(conn, org).get(org, {}).items()}
         a, n = _card_scans(conn, window[0], last, org).get(org, (0, 0))
         rep.card_scans = (a, n)
+        rep.patients = _duplicates(conn, org).get(org, (0, 0))
     return _finish(rep)
 
 
@@ -336,6 +354,9 @@ def province_overview(store, *, day: str | None = None, days: int = WINDOW_DAYS,
         for org, (a, n) in _card_scans(conn, window[0], last, None).items():
             if org in reps or org in insts:
                 rep_for(org).card_scans = (a, n)
+        for org, pair in _duplicates(conn, None).items():
+            if org in reps or org in insts:
+                rep_for(org).patients = pair
     out = [_finish(r) for r in reps.values()
            if (not platform or r.institution.platform == platform) and (not city or r.institution.city == city)]
     out.sort(key=lambda r: (-r.estimate.rank, -_mean_score(r), r.institution.org_id))

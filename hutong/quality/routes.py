@@ -15,9 +15,9 @@ from markupsafe import Markup
 
 from hutong.api.caller import permit
 from hutong.core.caller import Caller
-from hutong.core.clock import local_time
+from hutong.core.clock import local_time, now_us
 from hutong.core.errors import FhirError
-from hutong.quality import levels, report, views
+from hutong.quality import levels, metrics, operations, pdf, report, views
 from hutong.stats.excel import XLSX, workbook
 from hutong.web.charts import bar_chart, chart, jilin_map, line_chart
 from hutong.web.i18n import gettext as _
@@ -134,7 +134,70 @@ def institution_xlsx(org: str, request: Request, caller: Caller = Depends(permit
     return _xlsx(workbook(views.report_sheets(rep)), f"{rep.institution.name}-互联互通测评.xlsx")
 
 
+@router.get("/metrics", summary="The node's metrics in Prometheus text format (every worker process)")
+def prometheus_metrics(request: Request, caller: Caller = Depends(permit("quality.metrics"))):
+    return Response(metrics.scrape(request.app.state.node), media_type=metrics.CONTENT_TYPE,
+                    headers={"Cache-Control": "no-store"})
+
+
+@router.get("/api/quality/institutions/{org}/report.pdf", summary="One institution's report as PDF (CJK font embedded)")
+@localized
+def institution_pdf(org: str, request: Request, caller: Caller = Depends(permit("quality.export")),
+                    day: str | None = None, days: int = report.WINDOW_DAYS):
+    rep = _report(request, org, day, days)
+    sheets = views.report_sheets(rep)
+    footer = _("%(name)s · 互联互通测评（估计） · 生成于 %(at)s", name=rep.institution.name,
+               at=local_time(now_us()))
+    data = pdf.sheets_pdf(sheets, title=sheets[0].title, footer=footer, lang=request_locale(request))
+    filename = f"{rep.institution.name}-互联互通测评.pdf"
+    return Response(data, media_type=pdf.PDF, headers={
+        "Content-Disposition": f"attachment; filename=\"quality.pdf\"; filename*=UTF-8''{quote(filename)}",
+        "Cache-Control": "no-store"})
+
+
+def _alerts(snap: dict) -> list[dict]:
+    return [{"id": a.id, "text": _(a.zh, limit=_number(a.limit)), "subject": a.subject, "value": a.value,
+             "limit": a.limit} for a in operations.alerts(snap)]
+
+
+def _number(v: float) -> str:
+    return f"{v:,.0f}" if float(v).is_integer() else f"{v:,.2f}"
+
+
+@router.get("/api/quality/operations", summary="The node's own health now, with the alerts its thresholds raise")
+@localized
+def operations_api(request: Request, caller: Caller = Depends(permit("quality.metrics"))):
+    snap = operations.snapshot(request.app.state.node)
+    return JSONResponse({**snap, "alerts": _alerts(snap)})
+
+
 # ------------------------------------------------------------------------------------------ pages
+@router.get("/console/operations", response_class=HTMLResponse, summary="Console: the platform's own health")
+@localized
+def operations_page(request: Request, caller: Caller = Depends(permit("quality.metrics"))):
+    snap = operations.snapshot(request.app.state.node)
+    size = snap["databaseBytes"]
+    iface_rows = [{"interface": r["interface"], "requests": r["requests"], "e4": r["errors4xx"], "e5": r["errors5xx"],
+                   "rate": f'{100 * r["errorRate5xx"]:.2f}%', "mean": "–" if r["meanMs"] is None else r["meanMs"],
+                   "p95": "–" if r["p95Ms"] is None else f'≤ {r["p95Ms"]:g}',
+                   "_class": "row-high" if r["errors5xx"] else ""} for r in snap["interfaces"]]
+    peer_rows = [{"peer": f'{p["tenant"]} ({_("上行") if p["direction"] == "up" else _("下行")})',
+                  "behind": p["eventsBehind"], "lag": snap["peerLagSeconds"].get(f'{p["tenant"]}/{p["direction"]}', 0),
+                  "conflicts": snap["openConflicts"].get(f'{p["tenant"]}/{p["direction"]}', 0)} for p in snap["peers"]]
+    return render(request, "quality/operations.html", {
+        "snap": snap, "alerts": _alerts(snap), "iface_rows": iface_rows, "peer_rows": peer_rows,
+        "consumer_rows": [{**c, "_class": "row-high" if c["lag"] > operations.THRESHOLDS["consumer-lag"].limit else ""}
+                          for c in snap["consumers"]],
+        "size": "–" if size is None else f"{size / 1048576:,.1f} MB",
+        "thresholds": [_(t.zh, limit=_number(t.limit)) for t in operations.THRESHOLDS.values()],
+        "iface_columns": [{"key": "interface", "label": _("接口")}, {"key": "requests", "label": _("请求数"), "numeric": True},
+                          {"key": "e4", "label": "4xx", "numeric": True}, {"key": "e5", "label": "5xx", "numeric": True},
+                          {"key": "rate", "label": _("5xx占比"), "numeric": True},
+                          {"key": "mean", "label": _("平均耗时(ms)"), "numeric": True},
+                          {"key": "p95", "label": _("P95耗时(ms)"), "numeric": True}],
+    }, audience="console", title=_("运行监控"))
+
+
 def _badge(text: str, kind: str) -> Markup:
     return Markup('<span class="badge badge-{}">{}</span>').format(kind, text)
 

@@ -8,6 +8,9 @@
   ``ref-unresolved`` holds resources with a reference to a resource that does not exist (or was
   deleted); its detail is the first such target.
 
+- ``quality_patient``: the sending institution of every current Patient (for duplicates per
+  institution, with the patient index's person links).
+
 Counts of rule outcomes (applicable, failed) are live counters (``hutong.stats.counters``).
 """
 
@@ -44,6 +47,36 @@ quality_issue = Table(
     Column("detail", String(64), nullable=False, default=""),
     Column("ts_us", BigInteger, nullable=False),
     Index("ix_quality_issue_org", "org", "rule", "ts_us"),
+    # The consumer replaces a changed resource's rows: found by resource, whatever the rule.
+    Index("ix_quality_issue_resource", "res_type", "res_id"),
 )
 
-TABLES = (quality_arrival, quality_issue)
+#: Which institution each current Patient came from (``meta.source``): with the patient index's
+#: links (``mpi_record.person_id``) it gives the duplicate records an institution creates.
+quality_patient = Table(
+    "quality_patient", metadata,
+    Column("patient_id", String(64), primary_key=True),
+    Column("org", String(64), nullable=False),
+    Index("ix_quality_patient_org", "org"),
+)
+
+TABLES = (quality_arrival, quality_issue, quality_patient)
+
+
+def ensure_indexes(engine) -> None:
+    """Indexes added after a table first shipped (``create_all`` makes them only with a new table).
+
+    ``IF NOT EXISTS``, and a failure (another worker creating it at the same moment, a busy SQLite
+    file) only logged: the index makes the consumer faster, nothing depends on it for correctness."""
+    import logging
+
+    from sqlalchemy.schema import CreateIndex
+
+    for table in TABLES:
+        for index in table.indexes:
+            try:
+                with engine.begin() as conn:
+                    conn.execute(CreateIndex(index, if_not_exists=True))
+            except Exception as exc:  # noqa: BLE001 - see the docstring
+                logging.getLogger("hutong.quality").warning("index %s not created now (%s)", index.name,
+                                                            type(exc).__name__)

@@ -110,6 +110,9 @@ def report_json(rep: InstitutionReport) -> dict:
         "documents": [{"type": k, "name": DOC_TYPES.get(k, ""), "count": d, "withProblems": p}
                       for k, (d, p) in sorted(rep.documents.items())],
         "cardScans": {"accepted": rep.card_scans[0], "total": rep.card_scans[1]},
+        "identity": {"linkedPatients": rep.patients[0], "duplicateRecords": rep.patients[1],
+                     "duplicateRate": rep.indicators.get("duplicate_rate"),
+                     "cardScans": rep.card_scans[0], "patientsRegistered": int(rep.by_type.get("Patient", 0))},
         "services": services_used(rep),
         "note": _("估计值：根据平台实际收到的数据推算，不是国家卫生健康委统计信息中心的正式测评结果。"),
     }
@@ -140,6 +143,7 @@ def report_sheets(rep: InstitutionReport) -> list[Sheet]:
         [_("综合得分"), mean_score(rep)],
         *[[_(GROUP_NAMES[g]), rep.scores.get(g)] for g in GROUPS],
         [_("数据中断天数"), len(rep.gap_days)], [_("无法解析的引用"), rep.unresolved],
+        [_("重复建档的患者记录"), rep.patients[1]], [_("健康卡扫码"), rep.card_scans[0]],
     ]
     missing = [[m["text"], m["required"], m["observed"]] for m in missing_list(rep)]
     rule_sheet = [[r["title"], r["element"], _(RULE_GROUP_NAMES[r["group"]]), r["applicable"], r["failed"], r["rate"],

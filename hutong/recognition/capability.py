@@ -1,13 +1,18 @@
 """Result mutual recognition (检查检验结果互认) as a capability of the node."""
 
-from hutong.capability import Capability, Consumer
-from hutong.recognition import cli, index, routes, tables
+from hutong.capability import Capability, Consumer, NavEntry
+from hutong.recognition import cli, hl7v2, index, pages, routes, tables
+from hutong.reportread.report import register_hl7v2_mapper
+
+# report interpretation reads a lab's HL7 v2 ORU the way recognition maps the ones it stores
+register_hl7v2_mapper(hl7v2.to_bundle)
 
 CAPABILITY = Capability(
     name="recognition",
     summary="检查检验结果互认 result mutual recognition: catalog, result index, CDS Hooks order prompts, "
             "HL7 v2 ORU in, savings",
-    routers=[routes.router],
+    routers=[routes.router, pages.router],
+    nav=[NavEntry("console", "/console/recognition", "检查检验结果互认", permission="recognition.stats.read", order=45)],
     consumers=[Consumer(index.CONSUMER, index.consume, index.TYPES)],
     cli=cli.register,
     startup=routes.startup,

@@ -206,15 +206,19 @@ _FINGERPRINT_SQL = "SELECT " + ", ".join(
 
 def fingerprints(conn) -> dict[str, int | None]:
     """``{type: latest ts_us}`` for the types recognition caches (deletes move it too)."""
-    return dict(zip(FINGERPRINT_TYPES, conn.exec_driver_sql(_FINGERPRINT_SQL).one(), strict=True))
+    # straight to the driver: asked on every hook call, and SQLAlchemy's statement machinery costs
+    # more than the three index probes
+    row = conn.connection.dbapi_connection.execute(_FINGERPRINT_SQL).fetchone()
+    return dict(zip(FINGERPRINT_TYPES, row, strict=True))
 
 
 _CACHE: dict[int, tuple[int | None, Catalog]] = {}
 
 
-def current_catalog(tx) -> Catalog:
-    """The catalog as stored now, rebuilt only when an ActivityDefinition changed since last time."""
-    fp = fingerprints(tx.conn)["ActivityDefinition"]
+def current_catalog(tx, fp: dict[str, int | None] | None = None) -> Catalog:
+    """The catalog as stored now, rebuilt only when an ActivityDefinition changed since last time
+    (``fp``: the ``fingerprints`` already read in this transaction)."""
+    fp = (fp or fingerprints(tx.conn))["ActivityDefinition"]
     hit = _CACHE.get(id(tx.store))
     if hit is not None and hit[0] == fp:
         return hit[1]

@@ -10,7 +10,8 @@ this module only maps. One message is stored in one database transaction, or not
   18-digit number) or the institution's record number (``MR``/``PI``/``PT``, system
   ``urn:hutong:mrn:{org}``); an unknown patient is created from PID so that the patient index
   links it to the person;
-- each OBR (with its OBX, SPM) is one DiagnosticReport: code OBR-4, time OBR-7 (else OBX-14 / MSH-7),
+- ORU^R01: each OBR (with its OBX, SPM) is one DiagnosticReport; OUL^R22 groups by specimen (SPM,
+  its own OBX, then the OBRs on it, which share its Specimen); a DiagnosticReport has: code OBR-4, time OBR-7 (else OBX-14 / MSH-7),
   issued OBR-22, status OBR-25, the report number OBR-3 (a resent or corrected report updates the
   one stored, it is not duplicated);
 - OBX: value types NM, SN, ST, TX, FT, CE, CWE; units OBX-6, reference range OBX-7, abnormal flags
@@ -28,13 +29,14 @@ import re
 from dataclasses import dataclass
 
 import hl7
-from sqlalchemy import insert
+from sqlalchemy import delete, insert
 
 from hutong.china.ids import is_valid_resident_id
 from hutong.core.clock import now_us
 from hutong.core.errors import FhirError
 from hutong.core.ids import ID_RE, new_id
-from hutong.recognition.tables import recognition_hl7_rejected
+from hutong.recognition.service import fetch
+from hutong.recognition.tables import recognition_hl7_rejected, recognition_hl7_report
 
 log = logging.getLogger("hutong.recognition.hl7v2")
 
@@ -123,12 +125,49 @@ def parse(text: str) -> hl7.Message:
     return msg
 
 
-def field(seg, f: int, rep: int = 1, comp: int = 1, sub: int = 1) -> str:
-    """One value of a segment (unescaped), '' when absent."""
+def library_field(seg, f: int, rep: int = 1, comp: int = 1, sub: int = 1) -> str:
+    """One value of a segment through python-hl7's ``extract_field`` (unescaped), '' when absent."""
     try:
         return str(seg.extract_field(1, f, rep, comp, sub) or "").strip()
     except (IndexError, KeyError, ValueError, AttributeError):
         return ""
+
+
+def field(seg, f: int, rep: int = 1, comp: int = 1, sub: int = 1) -> str:
+    """One value of a segment (unescaped), '' when absent.
+
+    Read from python-hl7's parse tree directly (Field → Repetition → Component → subcomponent);
+    ``extract_field`` costs about ten times more and a message asks for some 200 values. A value
+    holding the escape character goes through ``extract_field`` for its unescaping."""
+    try:
+        v = seg[f]
+    except IndexError:
+        return ""
+    if isinstance(v, str):
+        value = v if rep == comp == sub == 1 else ""
+    elif not v:
+        return ""
+    elif isinstance(v[0], str):  # a plain field: one repetition of one component
+        value = v[0] if rep == comp == sub == 1 else ""
+    else:
+        if rep > len(v):
+            return ""
+        r = v[rep - 1]
+        if isinstance(r, str):
+            value = r if comp == sub == 1 else ""
+        elif comp > len(r):
+            return ""
+        else:
+            c = r[comp - 1]
+            if isinstance(c, str):
+                value = c if sub == 1 else ""
+            else:
+                value = c[sub - 1] if sub <= len(c) else ""
+    if not isinstance(value, str):
+        return library_field(seg, f, rep, comp, sub)
+    if "\\" in value:
+        return library_field(seg, f, rep, comp, sub)
+    return value.strip()
 
 
 def repetitions(seg, f: int) -> int:
@@ -301,9 +340,21 @@ def _patient(tx, pid, institution: str) -> tuple[str | None, dict | None]:
     mrn = [i for i in idents if i["system"].startswith(MRN_PREFIX)]
     resident = [i for i in idents if i["system"] == RESIDENT]
     for ident in mrn + resident:
+        # the patient index's identifier table (one key lookup), then the search index for records
+        # the patient index has not indexed yet
+        for (pid_,) in fetch(tx, _IDENT_SQL, (ident["system"], ident["value"])):
+            s = tx.read("Patient", pid_)
+            if s is not None and not s.deleted:
+                return pid_, None
+    for ident in mrn + resident:
         ids = tx.search_ids("Patient", [("identifier", f"{ident['system']}|{ident['value']}")], limit=20)
         if ids:
             return ids[0], None
+    return None, _new_patient(pid, institution, idents)
+
+
+def _new_patient(pid, institution: str, idents: list[dict]) -> dict:
+    """A Patient from PID: identifiers, name, sex (PID-8), birth date (PID-7)."""
     patient: dict = {"resourceType": "Patient", "identifier": idents,
                      "managingOrganization": {"reference": f"Organization/{institution}"},
                      "meta": {"source": f"urn:hutong:org:{institution}"}}
@@ -317,12 +368,40 @@ def _patient(tx, pid, institution: str) -> tuple[str | None, dict | None]:
     birth = dtm(field(pid, 7), "PID-7")
     if birth:
         patient["birthDate"] = birth[:10]
-    return None, patient
+    return patient
 
 
-def _groups(msg) -> list[tuple[object, list, list]]:
-    """(OBR, [OBX…], [SPM…]) in message order."""
+def _groups(msg, specimen_first: bool = False) -> list[tuple[object, list, list]]:
+    """(OBR, [OBX…], [SPM…]) in message order.
+
+    ORU^R01 puts a report's SPM after its OBR. OUL^R22 (``specimen_first``) groups by specimen:
+    SPM, its own OBX (observations about the specimen), then the orders on it, each OBR with its
+    OBX; every OBR of the group gets that specimen, and the specimen's own OBX are results of its
+    first report (a specimen without an order has no report to carry them and is refused)."""
     groups: list[tuple[object, list, list]] = []
+    if specimen_first:
+        spm, pending, n = None, [], 0
+        for seg in msg:
+            name = str(seg[0])
+            if name == "SPM":
+                if spm is not None and pending:
+                    raise Refused("AE", f"SPM[{n}]: observations of a specimen without an order (OBR)",
+                                  hl7_error="100", where=f"SPM^{n}")
+                spm, pending, n = seg, [], n + 1
+            elif name == "OBR":
+                groups.append((seg, pending, [spm] if spm is not None else []))
+                pending = []
+            elif name == "OBX":
+                if groups and (spm is None or (groups[-1][2] and groups[-1][2][0] is spm)) and not pending:
+                    groups[-1][1].append(seg)
+                elif spm is not None:
+                    pending.append(seg)
+                else:
+                    raise Refused("AE", "OBX before any SPM or OBR", hl7_error="100", where="OBX")
+        if pending:
+            raise Refused("AE", f"SPM[{n}]: observations of a specimen without an order (OBR)", hl7_error="100",
+                          where=f"SPM^{n}")
+        return groups
     for seg in msg:
         name = str(seg[0])
         if name == "OBR":
@@ -342,17 +421,49 @@ def _report_number(obr) -> str:
 
 def _existing_report(tx, obr, institution: str) -> tuple[str | None, list[str]]:
     """The stored report with this OBR's report number (a resend or a correction) and its results."""
-    ident = f"{REPORT_PREFIX}{institution}|{_report_number(obr)[:64]}"
-    existing = tx.search_ids("DiagnosticReport", [("identifier", ident)], limit=2)
-    if not existing:
+    rows = fetch(tx, _REPORT_SQL, (institution, _report_number(obr)[:64]))
+    if not rows:
         return None, []
-    s = tx.read("DiagnosticReport", existing[0])
-    return existing[0], [(r.get("reference") or "").split("/", 1)[-1] for r in (s.resource.get("result") or [])]
+    s = tx.read("DiagnosticReport", rows[0][0])
+    if s is None or s.deleted:  # deleted through FHIR since: the resend is a new report
+        return None, []
+    return rows[0][0], [(r.get("reference") or "").split("/", 1)[-1] for r in (s.resource.get("result") or [])]
+
+
+_IDENT_SQL = "SELECT patient_id FROM mpi_ident WHERE system = ? AND value = ?"
+_REPORT_SQL = "SELECT report_id FROM recognition_hl7_report WHERE institution = ? AND number = ?"
+
+
+def _remember_reports(tx, institution: str, groups, report_ids: list[str]) -> None:
+    t = recognition_hl7_report.c
+    ts = now_us()
+    for (obr, _o, _s), rid in zip(groups, report_ids, strict=True):
+        number = _report_number(obr)[:64]
+        tx.conn.execute(delete(recognition_hl7_report).where(t.institution == institution, t.number == number))
+        tx.conn.execute(insert(recognition_hl7_report).values(institution=institution, number=number, report_id=rid,
+                                                              ts_us=ts))
+
+
+def _references_checked(tx, prepared) -> None:
+    """Check every reference of the message's new resources in one query per type (they name the
+    patient, the institution and each other), instead of one round trip per resource."""
+    own = {(kind, res["id"]) for kind, res, _p in prepared}
+    wanted: dict = {}
+    for _kind, _res, p in prepared:
+        if p is not None:
+            wanted.update({k: v for k, v in p.wanted.items() if k not in own})
+    found = tx.existing(set(wanted))
+    for key in wanted:
+        if key not in found:
+            raise FhirError(400, "not-found", f"reference {key[0]}/{key[1]} does not resolve to an existing resource")
+    tx.will_exist |= found | own
 
 
 def _build_group(obr, obxs, spms, *, patient: str, institution: str, msh_time: str | None, n: int,
-                 existing: str | None, old_results: list[str]) -> list[tuple[str, str, dict, bool]]:
-    """The resources of one OBR group as ``(type, id, resource, replaces_a_stored_one)``."""
+                 existing: str | None, old_results: list[str],
+                 specimens: dict | None = None) -> list[tuple[str, str, dict, bool]]:
+    """The resources of one OBR group as ``(type, id, resource, replaces_a_stored_one)``.
+    ``specimens`` (SPM segment id → Specimen reference) makes the orders on one specimen share it."""
     out: list[tuple[str, str, dict, bool]] = []
     where = f"OBR[{n}]"
     code = _concept(obr, 4, institution)
@@ -374,6 +485,9 @@ def _build_group(obr, obxs, spms, *, patient: str, institution: str, msh_time: s
     ident = {"system": REPORT_PREFIX + institution, "value": number[:64]}
     specimen_ref = None
     for spm in spms[:1]:
+        if specimens is not None and id(spm) in specimens:
+            specimen_ref = specimens[id(spm)]
+            break
         stype = _concept(spm, 4, institution)
         if stype:
             sid = new_id()
@@ -383,6 +497,8 @@ def _build_group(obr, obxs, spms, *, patient: str, institution: str, msh_time: s
                 spec["collection"] = {"collectedDateTime": collected}
             out.append(("Specimen", sid, spec, False))
             specimen_ref = {"reference": f"Specimen/{sid}"}
+            if specimens is not None:
+                specimens[id(spm)] = specimen_ref
     if specimen_ref is None and field(obr, 15, 1, 1):  # OBR-15 specimen source (up to v2.6)
         sid = new_id()
         stype = {"coding": coding(obr, 15, institution)} if coding(obr, 15, institution) else {"text": field(obr, 15)}
@@ -445,10 +561,12 @@ def _plan(tx, msh, pid, groups, msh_time) -> tuple[str, str | None, dict | None,
         patient_id = new_id()
         new_patient["id"] = patient_id
     built = []
+    specimens: dict = {}
     for i, (obr, obxs, spms) in enumerate(groups):
         existing, old = _existing_report(tx, obr, institution)
         built.append((existing, _build_group(obr, obxs, spms, patient=patient_id, institution=institution,
-                                             msh_time=msh_time, n=i + 1, existing=existing, old_results=old)))
+                                             msh_time=msh_time, n=i + 1, existing=existing, old_results=old,
+                                             specimens=specimens)))
     return institution, patient_id, new_patient, built
 
 
@@ -471,11 +589,13 @@ def _store(store, tenant, msh, pid, groups, msh_time) -> tuple[str, list[str]]:
             for (obr, _o, _s), (existing, _r) in zip(groups, built, strict=True):
                 if _existing_report(tx, obr, institution)[0] != existing:
                     raise _Changed()
+            _references_checked(tx, prepared)
             for kind, res, p in prepared:
                 if p is not None:
                     tx.create(res, prepared=p)
                 else:
                     tx.update(kind, res["id"], res)
+            _remember_reports(tx, institution, groups, [resources[-1][1] for _e, resources in built])
     except _Changed:
         # someone stored the same patient or report meanwhile: plan again under the lock
         with store.write(tenant) as tx:
@@ -485,6 +605,7 @@ def _store(store, tenant, msh, pid, groups, msh_time) -> tuple[str, list[str]]:
             for _existing, resources in built:
                 for kind, rid, res, _replaces in resources:
                     tx.update(kind, rid, res)
+            _remember_reports(tx, institution, groups, [resources[-1][1] for _e, resources in built])
     return patient_id, [resources[-1][1] for _e, resources in built]
 
 
@@ -536,6 +657,57 @@ def _now_dtm() -> str:
     return local_time(now_us(), "%Y%m%d%H%M%S") + "+0800"
 
 
+def _checked(msg: hl7.Message) -> tuple[object, object, list, str | None]:
+    """Check a parsed message: ``(MSH, PID, groups, MSH-7)``; ``Refused`` when it is not an
+    ORU^R01 / OUL^R22 this module can map."""
+    msh = msg.segment("MSH")
+    kind, trigger = field(msh, 9, 1, 1).upper(), field(msh, 9, 1, 2).upper()
+    if (kind, trigger) not in _SUPPORTED:
+        raise Refused("AR", f"MSH-9: {kind}^{trigger} is not accepted here (ORU^R01, OUL^R22)",
+                      hl7_error="200", where="MSH^1^9")
+    version = field(msh, 12)
+    if not re.fullmatch(r"2\.[1-9](\.\d+)?", version):
+        raise Refused("AR", f"MSH-12: version {version[:10]!r} is not HL7 v2.1–2.9", hl7_error="203", where="MSH^1^12")
+    if not field(msh, 10):
+        raise Refused("AR", "MSH-10: the message control id is required", hl7_error="101", where="MSH^1^10")
+    msh_time = dtm(field(msh, 7), "MSH-7")
+    try:
+        pid = msg.segment("PID")
+    except KeyError:
+        raise Refused("AE", "no PID segment", hl7_error="100", where="PID") from None
+    groups = _groups(msg, specimen_first=(kind, trigger) == ("OUL", "R22"))
+    if not groups:
+        raise Refused("AE", "no OBR segment: nothing to store", hl7_error="100", where="OBR")
+    return msh, pid, groups, msh_time
+
+
+def to_bundle(raw: bytes) -> dict:
+    """An ORU^R01 / OUL^R22 message as a FHIR ``collection`` Bundle — the Patient (from PID), each
+    OBR's DiagnosticReport with its Observations (+ Specimen) — mapped exactly as ``receive`` maps
+    what it stores, but without a store: nothing is looked up or written (report interpretation).
+    ``FhirError`` 400 (OperationOutcome) saying why for a message that cannot be mapped."""
+    try:
+        msh, pid, groups, msh_time = _checked(parse(decode(raw)[0]))
+        institution = field(msh, 4, 1, 1) or field(msh, 4, 1, 2) or "unknown"
+        if not ID_RE.match(institution):
+            institution = "unknown"
+        idents = _patient_identifiers(pid, institution)
+        patient = _new_patient(pid, institution, idents)
+        patient["id"] = new_id()
+        resources = [patient]
+        specimens: dict = {}
+        for i, (obr, obxs, spms) in enumerate(groups):
+            resources += [res for _k, _id, res, _r in _build_group(
+                obr, obxs, spms, patient=patient["id"], institution=institution, msh_time=msh_time, n=i + 1,
+                existing=None, old_results=[], specimens=specimens)]
+    except Refused as exc:
+        where = [exc.where] if exc.where else []
+        raise FhirError(400, "structure" if exc.code == "AR" else "value",
+                        f"HL7 v2 报文无法解读 / the HL7 v2 message cannot be read: {exc.why}", *where) from None
+    return {"resourceType": "Bundle", "type": "collection",
+            "entry": [{"fullUrl": f"{r['resourceType']}/{r['id']}", "resource": r} for r in resources]}
+
+
 def receive(store, raw: bytes, *, via: str = "http", tenant: str | None = None) -> Outcome:
     """Store one HL7 v2 message (all of it or none) and answer its ACK."""
     msg = None
@@ -544,24 +716,7 @@ def receive(store, raw: bytes, *, via: str = "http", tenant: str | None = None) 
     try:
         text, encoding = decode(raw)
         msg = parse(text)
-        msh = msg.segment("MSH")
-        kind, trigger = field(msh, 9, 1, 1).upper(), field(msh, 9, 1, 2).upper()
-        if (kind, trigger) not in _SUPPORTED:
-            raise Refused("AR", f"MSH-9: {kind}^{trigger} is not accepted here (ORU^R01, OUL^R22)",
-                          hl7_error="200", where="MSH^1^9")
-        version = field(msh, 12)
-        if not re.fullmatch(r"2\.[1-9](\.\d+)?", version):
-            raise Refused("AR", f"MSH-12: version {version[:10]!r} is not HL7 v2.1–2.9", hl7_error="203", where="MSH^1^12")
-        if not field(msh, 10):
-            raise Refused("AR", "MSH-10: the message control id is required", hl7_error="101", where="MSH^1^10")
-        msh_time = dtm(field(msh, 7), "MSH-7")
-        try:
-            pid = msg.segment("PID")
-        except KeyError:
-            raise Refused("AE", "no PID segment", hl7_error="100", where="PID") from None
-        groups = _groups(msg)
-        if not groups:
-            raise Refused("AE", "no OBR segment: nothing to store", hl7_error="100", where="OBR")
+        msh, pid, groups, msh_time = _checked(msg)
         try:
             patient, reports = _store(store, tenant, msh, pid, groups, msh_time)
         except FhirError as exc:  # the mapped resources failed FHIR validation or a reference check

@@ -74,9 +74,10 @@ class Directory:
 _CACHE: dict[int, tuple[tuple, Directory]] = {}
 
 
-def current_directory(tx) -> Directory:
-    """The institutions as stored now, rebuilt only when an Organization or affiliation changed."""
-    f = fingerprints(tx.conn)
+def current_directory(tx, f: dict[str, int | None] | None = None) -> Directory:
+    """The institutions as stored now, rebuilt only when an Organization or affiliation changed
+    (``f``: the ``fingerprints`` already read in this transaction)."""
+    f = f or fingerprints(tx.conn)
     fp = (f["Organization"], f["OrganizationAffiliation"])
     hit = _CACHE.get(id(tx.store))
     if hit is not None and hit[0] == fp:

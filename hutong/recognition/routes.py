@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Literal
 
+import orjson
 from fastapi import APIRouter, Depends, Path, Query, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
@@ -49,8 +50,9 @@ def cds_permit(permission: str):
     return dependency
 
 
-def _cds_caller(request: Request, node, path: str, caller: Caller) -> Caller:
-    """The verified CDS client (JWT) or, where none is required and none was sent, the node's caller."""
+def _cds_caller(request: Request, node, path: str, caller: Caller, *, defer_jti: bool = False):
+    """The verified CDS client (JWT) or, where none is required and none was sent, the node's caller.
+    With ``defer_jti``: ``(caller, replay)``, the token's jti to record in the answer's transaction."""
     bases = {str(request.base_url).rstrip("/")}
     if node.settings.public_url:
         bases.add(node.settings.public_url.rstrip("/"))
@@ -61,8 +63,16 @@ def _cds_caller(request: Request, node, path: str, caller: Caller) -> Caller:
     authorization = request.headers.get("authorization")
     if not jwt_only and caller.auth == "token" and not node.settings.recognition_cds_require_jwt:
         authorization = None  # a platform access token already proved the caller
-    return cdsauth.authorize(node.store, authorization, urls, caller,
-                             require=jwt_only or bool(node.settings.recognition_cds_require_jwt))
+    require = jwt_only or bool(node.settings.recognition_cds_require_jwt)
+    if defer_jti:
+        return cdsauth.verify(node.store, authorization, urls, caller, require=require)
+    return cdsauth.authorize(node.store, authorization, urls, caller, require=require)
+
+
+def _hook(request: Request, node, service_id: str, caller: Caller, body) -> dict:
+    # one thread-pool hop for the client check and the answer
+    caller, replay = _cds_caller(request, node, service_id, caller, defer_jti=True)
+    return cdshooks.answer(node.store, service_id, body, caller, replay=replay)
 
 
 @router.get("/cds-services", summary="CDS Hooks 服务发现 (discovery)")
@@ -76,8 +86,8 @@ async def call_service(request: Request, service_id: str = _SERVICE_ID,
                        caller: Caller = Depends(cds_permit("recognition.hook"))):
     body = decode_json(await request.body(), request.headers.get("content-type"))
     node = request.app.state.node
-    caller = await run_in_threadpool(_cds_caller, request, node, service_id, caller)
-    return JSONResponse(await run_in_threadpool(cdshooks.answer, node.store, service_id, body, caller))
+    answer = await run_in_threadpool(_hook, request, node, service_id, caller, body)
+    return Response(orjson.dumps(answer), media_type="application/json")
 
 
 @router.post("/cds-services/{service_id}/feedback", summary="CDS Hooks 反馈：采纳或不予互认（含理由）",

@@ -89,4 +89,15 @@ recognition_cds_jti = Table(
     Column("expires_us", BigInteger, nullable=False),
     Index("ix_recognition_cds_jti_expires", "expires_us"),
 )
-TABLES = (recognition_result, recognition_offer, recognition_hl7_rejected, recognition_cds_client, recognition_cds_jti)
+#: Reports received over HL7 v2, by sending institution and report number (OBR-3, else OBR-2): a
+#: resent or corrected report updates the one stored (one key lookup, not a search per message).
+recognition_hl7_report = Table(
+    "recognition_hl7_report", metadata,
+    Column("institution", String(64), primary_key=True),
+    Column("number", String(64), primary_key=True),
+    Column("report_id", String(64), nullable=False),     # DiagnosticReport id
+    Column("ts_us", BigInteger, nullable=False),
+)
+
+TABLES = (recognition_result, recognition_offer, recognition_hl7_rejected, recognition_cds_client, recognition_cds_jti,
+          recognition_hl7_report)

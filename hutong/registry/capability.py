@@ -1,7 +1,7 @@
 """The facility and practitioner registry as a capability of the node."""
 
 from hutong.capability import Capability, Consumer, NavEntry
-from hutong.registry import cli, clinics, pages, routes, tables
+from hutong.registry import checks, cli, clinics, pages, routes, tables
 
 
 def _startup(node) -> None:
@@ -20,6 +20,7 @@ CAPABILITY = Capability(
     cli=cli.register,
     startup=_startup,
     tables=tables.TABLES,
+    write_checks=checks.WRITE_CHECKS,
     nav=[NavEntry("resident", "/fever-clinics", "发热门诊导航", order=60),
          NavEntry("public", "/fever-clinics", "发热门诊导航", order=60),
          NavEntry("console", "/console/registry/fever-clinics", "发热门诊状态", "registry.clinic.status", order=60)],

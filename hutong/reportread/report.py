@@ -105,6 +105,27 @@ def from_store(tx, reference: str) -> Report:
     return Report(_expand(obs, lookup), patient, rep)
 
 
+#: Maps an HL7 v2 ORU^R01 / OUL^R22 message (bytes) to a FHIR Bundle (Patient, DiagnosticReport,
+#: Observations), or raises ``FhirError`` 400. Installed by the capability that speaks HL7 v2
+#: (``hutong.recognition.hl7v2.to_bundle``, which comes later in the capability list and so may use
+#: this one, not the reverse); None on a node without it.
+_hl7v2_mapper = None
+
+
+def register_hl7v2_mapper(mapper) -> None:
+    """Install the HL7 v2 → FHIR Bundle mapper used for HL7 v2 request bodies."""
+    global _hl7v2_mapper
+    _hl7v2_mapper = mapper
+
+
+def from_hl7v2(raw: bytes) -> Report:
+    """A report from an HL7 v2 ORU message, mapped as the platform maps the lab results it receives."""
+    if _hl7v2_mapper is None:
+        raise FhirError(415, "not-supported", "本节点未安装 HL7 v2 映射；请以 FHIR Bundle 发送 / "
+                        "this node has no HL7 v2 mapper: send a FHIR Bundle")
+    return from_bundle(_hl7v2_mapper(raw))
+
+
 def interpret(report: Report, critical: dict[str, Critical], person: Person | None = None) -> dict:
     """The ``POST /api/report/interpret`` answer for a collected report."""
     when = None

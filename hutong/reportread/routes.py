@@ -7,7 +7,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from hutong.api.caller import permit
 from hutong.core.caller import Caller
-from hutong.core.errors import FhirError, bad_request
+from hutong.core.errors import bad_request
 from hutong.fhir.body import decode_json, media_type
 from hutong.reportread import critical, report
 from hutong.reportread.interpret import Person
@@ -19,7 +19,9 @@ _BODY_DOC = {
     "requestBody": {"required": True, "content": {"application/json": {"schema": {
         "description": "A FHIR Bundle (DiagnosticReport + Observations [+ Patient]), a DiagnosticReport with "
                        "contained Observations, or {\"report\": \"DiagnosticReport/{id}\", \"sex\"?, \"age\"?}.",
-        "type": "object"}}}}}
+        "type": "object"}},
+        **{m: {"schema": {"type": "string", "description": "An HL7 v2 ORU^R01 / OUL^R22 message (ER7; MSH-18 names "
+                                                         "the character set: UTF-8 or GB18030)."}} for m in _HL7_TYPES[:2]}}}}
 
 
 class InterpretAnswer(BaseModel):
@@ -45,8 +47,8 @@ async def interpret(request: Request, caller: Caller = Depends(permit("reportrea
     raw = await request.body()
     ctype = request.headers.get("content-type")
     if media_type(ctype) in _HL7_TYPES or raw.lstrip()[:4] == b"MSH|":
-        raise FhirError(415, "not-supported", "HL7 v2 ORU 报文需要 hl7v2 映射模块，本节点尚未安装；请以 FHIR Bundle 发送 / "
-                        "HL7 v2 ORU input needs the hl7v2 mapper, which this node does not have yet: send a FHIR Bundle")
+        # an HL7 v2 ORU^R01 / OUL^R22: mapped as the lab results the platform receives are
+        return report.interpret(report.from_hl7v2(raw.lstrip()), critical.critical_table(node.settings))
     body = decode_json(raw, ctype)
     if not isinstance(body, dict):
         raise bad_request("请求体须为 JSON 对象 / the body must be a JSON object")

@@ -20,6 +20,7 @@ import hashlib
 import logging
 import re
 import threading
+import time
 from collections import deque
 from dataclasses import dataclass
 
@@ -27,9 +28,9 @@ import orjson
 from sqlalchemy import and_, func, insert, select, update
 
 from hutong.core.caller import Caller
-from hutong.core.clock import instant, now_us
+from hutong.core.clock import now_us
 from hutong.core.errors import FhirError
-from hutong.security.tables import audit_anchor, audit_event, audit_head
+from hutong.security.tables import audit_anchor, audit_cut, audit_event, audit_head
 
 log = logging.getLogger("hutong.security.audit")
 
@@ -56,6 +57,8 @@ _ACTION = {"read": "R", "vread": "R", "history-instance": "R", "create": "C", "u
            "operation": "E", "transaction": "E", "batch": "E"}
 PURPOSES = {"TREAT", "ETREAT", "HPAYMT", "HOPERAT", "PUBHLTH", "HRESCH", "PATRQT", "HSYSADMIN", "PATADMIN"}
 _OUTCOME = {2: "0", 4: "4", 5: "8"}
+#: The break-the-glass request header (``hutong.security.scoping.BREAK_GLASS_HEADER``).
+_BREAK_GLASS_HEADER = "x-hutong-break-glass"
 _LONG_DIGITS = re.compile(r"\d{6,}[\dXx]?")
 
 
@@ -92,13 +95,42 @@ class Entry:
     description: str = ""
 
 
-def balp_event(entry: Entry, patient: str | None) -> dict:
-    """The AuditEvent resource (BALP shape) of ``entry`` about ``patient``."""
-    caller = entry.caller
+# Parts of every AuditEvent that do not vary, built once and shared by the events of a batch (orjson
+# serialises shared objects as often as they occur; nothing below ever mutates them).
+_ROLE_REQUESTOR = {"system": "http://terminology.hl7.org/CodeSystem/extra-security-role-type"}
+_HUMAN = {"coding": [{**_ROLE_REQUESTOR, "code": "humanuser"}]}
+_MACHINE = {"coding": [{**_ROLE_REQUESTOR, "code": "datacollector"}]}
+_SERVER = {"type": {"coding": [{"system": "http://dicom.nema.org/resources/ontology/DCM", "code": "110152",
+                                "display": "Destination Role ID"}]},
+           "who": {"display": "hutong"}, "requestor": False}
+_SOURCE = {"observer": {"display": "hutong"},
+           "type": [{"system": "http://terminology.hl7.org/CodeSystem/security-source-type", "code": "4"}]}
+_TYPE = {"system": "http://terminology.hl7.org/CodeSystem/audit-event-type", "code": "rest",
+         "display": "RESTful Operation"}
+_ENTITY_TYPE = "http://terminology.hl7.org/CodeSystem/audit-entity-type"
+_ENTITY_ROLE = "http://terminology.hl7.org/CodeSystem/object-role"
+_PERSON = {"system": _ENTITY_TYPE, "code": "1"}
+_OBJECT = {"system": _ENTITY_TYPE, "code": "2"}
+_PATIENT_ROLE = {"system": _ENTITY_ROLE, "code": "1"}
+_DOMAIN_ROLE = {"system": _ENTITY_ROLE, "code": "4"}
+_QUERY_ROLE = {"system": _ENTITY_ROLE, "code": "24"}
+_BREAK_GLASS = [{"url": "urn:hutong:break-the-glass", "valueBoolean": True}]
+_META = {key: {"profile": [BALP + name]} for key, name in _PROFILE.items()}
+_META_QUERY = {"profile": [BALP + "IHE.BasicAudit.Query"]}
+_SUBTYPES: dict[str, list] = {}
+_PURPOSES: dict[str, dict] = {}
+_REQUESTORS: dict[tuple, dict] = {}
+
+
+def _requestor(caller: Caller, address: str) -> dict:
+    """The requesting agent of ``caller`` at ``address`` (cached: one caller sends many requests)."""
+    key = (caller, address)
+    got = _REQUESTORS.get(key)
+    if got is not None:
+        return got
     human = caller.auth in ("session", "gateway") and "system" not in caller.roles
     requestor = {
-        "type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/extra-security-role-type",
-                             "code": "humanuser" if human else "datacollector"}]},
+        "type": _HUMAN if human else _MACHINE,
         "who": {"identifier": {"system": "urn:hutong:client" if not human else "urn:hutong:user",
                                "value": caller.client_id}},
         "requestor": True,
@@ -107,47 +139,97 @@ def balp_event(entry: Entry, patient: str | None) -> dict:
     if caller.institution:
         requestor["who"]["display"] = caller.institution
         requestor["location"] = {"reference": f"Organization/{caller.institution}"}
-    if entry.address:
-        requestor["network"] = {"address": entry.address, "type": "2"}
-    server = {"type": {"coding": [{"system": "http://dicom.nema.org/resources/ontology/DCM", "code": "110152",
-                                   "display": "Destination Role ID"}]},
-              "who": {"display": "hutong"}, "requestor": False}
+    if address:
+        requestor["network"] = {"address": address, "type": "2"}
+    if len(_REQUESTORS) > 10_000:
+        _REQUESTORS.clear()
+    _REQUESTORS[key] = requestor
+    return requestor
+
+
+def _subtype(code: str) -> list:
+    got = _SUBTYPES.get(code)
+    if got is None:
+        got = _SUBTYPES.setdefault(code, [{"system": "http://hl7.org/fhir/restful-interaction", "code": code}])
+    return got
+
+
+def _purpose(code: str) -> dict:
+    got = _PURPOSES.get(code)
+    if got is None:
+        got = _PURPOSES.setdefault(code, {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActReason",
+                                                      "code": code}]})
+    return got
+
+
+_SECOND: list = [-1, ""]  # the last whole second formatted, and its text (instants of a batch share it)
+
+
+def _instant(ts_us: int) -> str:
+    """``hutong.core.clock.instant`` with the date and time of the second formatted once per second."""
+    second = ts_us // 1_000_000
+    cached = _SECOND
+    if cached[0] != second:
+        cached = [second, time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(second))]
+        _SECOND[:] = cached
+    return f"{cached[1]}{ts_us % 1_000_000:06d}+00:00"
+
+
+def balp_event(entry: Entry, patient: str | None) -> dict:
+    """The AuditEvent resource (BALP shape) of ``entry`` about ``patient``."""
     entities = []
+    patient_ref = None
     if patient:
-        entities.append({"what": {"reference": f"Patient/{patient}"},
-                         "type": {"system": "http://terminology.hl7.org/CodeSystem/audit-entity-type", "code": "1"},
-                         "role": {"system": "http://terminology.hl7.org/CodeSystem/object-role", "code": "1"}})
+        patient_ref = f"Patient/{patient}"
+        entities.append({"what": {"reference": patient_ref}, "type": _PERSON, "role": _PATIENT_ROLE})
     for ref in entry.what[:50]:
-        if ref != f"Patient/{patient}":
-            entities.append({"what": {"reference": ref},
-                             "type": {"system": "http://terminology.hl7.org/CodeSystem/audit-entity-type", "code": "2"},
-                             "role": {"system": "http://terminology.hl7.org/CodeSystem/object-role", "code": "4"}})
+        if ref != patient_ref:
+            entities.append({"what": {"reference": ref}, "type": _OBJECT, "role": _DOMAIN_ROLE})
     if entry.query:
-        entities.append({"type": {"system": "http://terminology.hl7.org/CodeSystem/audit-entity-type", "code": "2"},
-                         "role": {"system": "http://terminology.hl7.org/CodeSystem/object-role", "code": "24"},
+        entities.append({"type": _OBJECT, "role": _QUERY_ROLE,
                          "query": base64.b64encode(entry.query.encode()).decode()})
     event = {
         "resourceType": "AuditEvent",
-        "meta": {"profile": [BALP + _PROFILE.get((entry.action, bool(patient)), "IHE.BasicAudit.Query")]},
-        "type": {"system": "http://terminology.hl7.org/CodeSystem/audit-event-type", "code": "rest",
-                 "display": "RESTful Operation"},
-        "subtype": [{"system": "http://hl7.org/fhir/restful-interaction", "code": entry.subtype}],
+        "meta": _META.get((entry.action, bool(patient)), _META_QUERY),
+        "type": _TYPE,
+        "subtype": _subtype(entry.subtype),
         "action": entry.action,
-        "recorded": instant(entry.ts_us),
+        "recorded": _instant(entry.ts_us),
         "outcome": entry.outcome,
-        "purposeOfEvent": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActReason",
-                                        "code": entry.purpose}]}],
-        "agent": [requestor, server],
-        "source": {"observer": {"display": "hutong"},
-                   "type": [{"system": "http://terminology.hl7.org/CodeSystem/security-source-type", "code": "4"}]},
+        "purposeOfEvent": [_purpose(entry.purpose)],
+        "agent": [_requestor(entry.caller, entry.address), _SERVER],
+        "source": _SOURCE,
         "entity": entities,
     }
     if entry.description:
         event["outcomeDesc"] = entry.description[:300]
     if entry.break_glass:
         event["purposeOfEvent"].append({"text": entry.reason[:300]})
-        event["extension"] = [{"url": "urn:hutong:break-the-glass", "valueBoolean": True}]
+        event["extension"] = _BREAK_GLASS
     return event
+
+
+_EVENT_COLUMNS = ("seq", "ts_us", "action", "subtype", "agent", "institution", "patient", "purpose", "outcome",
+                  "break_glass", "event", "prev_hash", "hash")
+_INSERT_SQLITE = f"INSERT INTO audit_event ({', '.join(_EVENT_COLUMNS)}) VALUES ({', '.join('?' * 13)})"
+_INSERT_PG = f"INSERT INTO audit_event ({', '.join(_EVENT_COLUMNS)}) VALUES ({', '.join(['%s'] * 13)})"
+_COPY_PG = f"COPY audit_event ({', '.join(_EVENT_COLUMNS)}) FROM STDIN"
+
+
+def _insert_events(conn, rows: list[tuple]) -> None:
+    """Insert audit rows (tuples in ``_EVENT_COLUMNS`` order) straight through the driver: SQLAlchemy's
+    per-row parameter handling cost more than building the event itself (measured)."""
+    dbapi = conn.connection.dbapi_connection
+    if conn.dialect.name == "sqlite":
+        dbapi.executemany(_INSERT_SQLITE, rows)
+        return
+    with dbapi.cursor() as cur:
+        if len(rows) > 8:
+            with cur.copy(_COPY_PG) as copy:
+                for row in rows:
+                    copy.write_row(row)
+        else:
+            cur.executemany(_INSERT_PG, rows)
 
 
 def append(conn, entries: list[Entry]) -> int:
@@ -166,20 +248,20 @@ def append(conn, entries: list[Entry]) -> int:
         seq, prev = head.seq, head.hash
     values = []
     anchors = []
+    sha256 = hashlib.sha256
     for entry, patient in rows:
         seq += 1
         event = balp_event(entry, patient)
         event["id"] = str(seq)
         body = canonical(event)
-        digest = chain_hash(seq, prev, body)
-        values.append({"seq": seq, "ts_us": entry.ts_us, "action": entry.action, "subtype": entry.subtype,
-                       "agent": entry.caller.client_id[:200], "institution": entry.caller.institution,
-                       "patient": patient, "purpose": entry.purpose, "outcome": entry.outcome,
-                       "break_glass": entry.break_glass, "event": body.decode(), "prev_hash": prev, "hash": digest})
+        digest = sha256(b"%d|%s|%s" % (seq, prev.encode(), body)).hexdigest()
+        caller = entry.caller
+        values.append((seq, entry.ts_us, entry.action, entry.subtype, caller.client_id[:200], caller.institution,
+                       patient, entry.purpose, entry.outcome, entry.break_glass, body.decode(), prev, digest))
         if seq % ANCHOR_EVERY == 0:
             anchors.append({"seq": seq, "hash": digest, "ts_us": entry.ts_us})
         prev = digest
-    conn.execute(insert(audit_event), values)
+    _insert_events(conn, values)
     if anchors:
         conn.execute(insert(audit_anchor), anchors)
     conn.execute(update(audit_head).where(audit_head.c.id == 1).values(seq=seq, hash=prev))
@@ -251,28 +333,34 @@ class AuditTrail:
         self._lock = threading.Lock()
         self._start_lock = threading.Lock()
         self.dropped = 0
+        #: ``on_patients(caller_id, patients, address)`` hears who was shown which patients (scraping detection).
+        self.on_patients = None
 
     def entry(self, call, status: int, body, description: str = "") -> Entry:
         caller = call.caller
-        name = call.interaction.name
-        if call.interaction.operation:
-            subtype = "$" + call.interaction.operation
-        else:
-            subtype = name
-        purpose = (call.req.header("x-purpose-of-use") or "").strip().upper()
+        interaction = call.interaction
+        name = interaction.name
+        subtype = "$" + interaction.operation if interaction.operation else name
+        req = call.req
+        purpose = req.header("x-purpose-of-use")
+        purpose = purpose.strip().upper() if purpose else ""
         if purpose not in PURPOSES:
-            purpose = "TREAT" if "clinician" in caller.roles else (
-                "PATRQT" if "resident" in caller.roles else "HOPERAT")
-        query = "&".join(f"{k}={v}" for k, v in call.req.query)
+            roles = caller.roles
+            purpose = "TREAT" if "clinician" in roles else ("PATRQT" if "resident" in roles else "HOPERAT")
+        query = req.query
+        if query or name.startswith(("search", "history", "operation")):
+            text = "&".join(f"{k}={v}" for k, v in query)
+            shown = mask_query(f"{req.method} {req.path}?{text}"[:2000])
+        else:
+            shown = ""
         entry = Entry(now_us(), _ACTION.get(name, "E"), subtype, caller, client_address.get(), purpose,
-                      _OUTCOME.get(status // 100, "4"), [], [],
-                      mask_query(f"{call.req.method} {call.req.path}?{query}"[:2000]) if query or name.startswith(
-                          ("search", "history", "operation")) else "", description=description)
-        from hutong.security.scoping import break_glass_reason
+                      _OUTCOME.get(status // 100, "4"), [], [], shown, description=description)
+        if req.header(_BREAK_GLASS_HEADER) is not None and "clinician" in caller.roles:
+            from hutong.security.scoping import break_glass_reason
 
-        reason = break_glass_reason(call)
-        if reason and "clinician" in caller.roles:
-            entry.break_glass, entry.reason, entry.purpose = True, reason[:300], "ETREAT"
+            reason = break_glass_reason(call)
+            if reason:
+                entry.break_glass, entry.reason, entry.purpose = True, reason[:300], "ETREAT"
         return entry
 
     def record_call(self, call, result, error: FhirError | None = None) -> None:
@@ -359,6 +447,8 @@ class AuditTrail:
                     entry.what = what
                 if entry.patients or entry.subtype in _ALWAYS or entry.break_glass:
                     entries.append(entry)
+                    if entry.patients and self.on_patients is not None and entry.outcome == "0":
+                        self.on_patients(entry.caller.client_id, entry.patients, entry.address)
             try:
                 with self.store.write() as tx:
                     n = append(tx.conn, entries)
@@ -419,11 +509,16 @@ def verify(store, batch: int = 5000) -> Verification:
             return Verification(True, 0)
         expected_seq = first
         prev = None
-        if first > 1:  # older events were pruned: the chain continues from the anchor at the cut
-            anchor = tx.conn.execute(select(audit_anchor.c.hash).where(audit_anchor.c.seq == first - 1)).scalar()
-            if anchor is None:
-                return Verification(False, 0, first, "events before it are missing and no anchor marks a cut")
-            prev = anchor
+        if first > 1:  # older events were purged: the chain continues from the signed cut (retention.py)
+            from hutong.security.retention import check_cut
+
+            cut = tx.conn.execute(select(audit_cut).where(audit_cut.c.seq == first - 1)).first()
+            if cut is None:
+                return Verification(False, 0, first, "events before it are missing and no signed cut marks a purge")
+            problem = check_cut(tx.conn, cut)
+            if problem:
+                return Verification(False, 0, first, problem)
+            prev = cut.hash
         else:
             prev = GENESIS
         last = first - 1

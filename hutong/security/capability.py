@@ -12,7 +12,7 @@ def _startup(node) -> None:
     from hutong.security.startup import check_production
 
     check_production(node.settings)
-    security_of(node)
+    security_of(node).start()
     install()  # export jobs get their owner's tenant and consent fence
 
 

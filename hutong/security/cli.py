@@ -199,6 +199,22 @@ def register(app: typer.Typer) -> None:
         if not result.ok:
             raise typer.Exit(1)
 
+    @audit_cmd.command("prune")
+    def audit_prune(data_dir: Path = typer.Option(None, "--data-dir"),
+                    database_url: str = typer.Option(None, "--database-url"),
+                    days: int = typer.Option(None, "--days", help="keep this many days (default: HUTONG_AUDIT_RETENTION_DAYS)")):
+        """Purge audit events older than the retention period, leaving a signed cut (verify keeps working)."""
+        from hutong.security.retention import purge
+
+        store = _store(data_dir, database_url)
+        try:
+            result = purge(store, days if days is not None else store.settings.audit_retention_days)
+        finally:
+            store.close()
+        typer.echo(result.text())
+        if result.refused:
+            raise typer.Exit(1)
+
     app.add_typer(clients, name="clients")
     app.add_typer(auth, name="auth")
     app.add_typer(users, name="users")

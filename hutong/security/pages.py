@@ -12,7 +12,7 @@ import secrets
 from pathlib import Path
 
 import anyio
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse
 
 from hutong.api.caller import PUBLIC, permit
@@ -77,6 +77,7 @@ async def login_submit(request: Request, caller: Caller = Depends(permit(PUBLIC)
     except LoginRefused as exc:
         kind = "login-locked" if exc.reason.startswith("locked") else "login-failed"
         await anyio.to_thread.run_sync(service.events.record, kind, username, address, exc.reason)
+        service.protection.failed_credentials(address, username or "?")
         return redirect(f"/login?error={exc.reason}" + (f"&next={_safe_next(fields.get('next'))}"
                                                         if _safe_next(fields.get("next")) else ""))
     session = await anyio.to_thread.run_sync(service.sessions.open, username)
@@ -116,3 +117,33 @@ def access_log_page(request: Request, caller: Caller = Depends(permit("security.
     rows = audit.access_log(node.store, caller.patient)
     return render(request, "security/access_log.html", {"rows": rows}, audience="resident",
                   title=gettext("谁查看了我的档案"))
+
+
+#: Security event kinds as the console names them.
+EVENT_LABELS = {
+    "login-failed": N_("登录失败"), "login-locked": N_("账号锁定"), "token-refused": N_("令牌请求被拒"),
+    "token-replay": N_("断言重放"), "unauthenticated": N_("未认证访问"), "forbidden": N_("越权访问"),
+    "scraping": N_("批量抓取"), "scanning": N_("扫描探测"), "break-glass": N_("紧急访问"),
+    "credential-stuffing": N_("撞库攻击"), "rate-limited": N_("请求限流"),
+}
+_ALARMING = frozenset({"token-replay", "scraping", "scanning", "credential-stuffing", "login-locked"})
+
+
+@router.get("/console/security", response_class=HTMLResponse, summary="Security events (operators, auditors)")
+def events_page(request: Request, caller: Caller = Depends(permit("security.events")),
+                days: int = Query(30, ge=1, le=400)):
+    from hutong.security.routes import events_summary
+
+    events = security_of(request.app.state.node).events
+    summary = events_summary(events, days)
+    by_day: dict[str, dict[str, int]] = {}
+    for row in summary["counts"]:
+        by_day.setdefault(row["day"], {})[row["kind"]] = row["count"]
+    kinds = summary["kinds"]
+    shown = [k for k in kinds if summary["totals"].get(k)] or kinds[:4]
+    labels = {k: gettext(EVENT_LABELS.get(k, k)) for k in kinds}
+    return render(request, "security/events.html", {
+        "days": days, "kinds": kinds, "totals": summary["totals"], "labels": labels, "shown": shown,
+        "alarming": _ALARMING, "recent": events.recent(50),
+        "days_rows": [{"day": d, "counts": c} for d, c in sorted(by_day.items(), reverse=True)],
+    }, audience="console", title=gettext("安全事件"))

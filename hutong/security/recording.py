@@ -17,18 +17,24 @@ def audited(item, node):
     if item.name in _SKIP or item.permission == "public":
         return item
     handler = item.handler
+    trail: list = []  # the node's audit trail, looked up on first use (the service starts after the table)
+
+    def audit_of():
+        if not trail:
+            from hutong.security.service import security_of
+
+            trail.append(security_of(node).audit)
+        return trail[0]
 
     def run(call):
-        from hutong.security.service import security_of
-
         try:
             result = handler(call)
         except FhirError as exc:
             if call.caller.auth != "internal":
-                security_of(node).audit.record_call(call, None, exc)
+                audit_of().record_call(call, None, exc)
             raise
         if call.caller.auth != "internal":
-            security_of(node).audit.record_call(call, result)
+            audit_of().record_call(call, result)
             if result.body is not None and result.file is None and masks(call.caller):
                 masked = mask_body(result.body)
                 if masked is not None:

@@ -83,6 +83,8 @@ async def token(request: Request, caller: Caller = Depends(permit(PUBLIC))):
         address = request.client.host if request.client else ""
         who = _assertion_issuer(values.get("client_assertion", ""))
         await anyio.to_thread.run_sync(service.events.record, kind, who, address, exc.description)
+        if exc.error == "invalid_client":
+            service.protection.failed_credentials(address, who or "?")
         return _oauth_error(exc)
     return JSONResponse(answer, headers=_NO_STORE)
 
@@ -210,9 +212,30 @@ def my_access(request: Request, caller: Caller = Depends(permit("security.my_acc
     return {"patient": caller.patient, "accesses": audit.access_log(node.store, patient or caller.patient)}
 
 
-@router.get("/api/security/events", summary="Security events by kind and day")
-def security_events(request: Request, caller: Caller = Depends(permit("security.events"))):
-    return {"counts": security_of(request.app.state.node).events.counts()}
+@router.get("/api/security/events", summary="Security events by kind and day",
+            description="Counts by Asia/Shanghai day and kind over the last `days` days (`counts`), totals by kind "
+                        "(`totals`, every kind listed), and the kinds the node detects (`kinds`).")
+def security_events(request: Request, caller: Caller = Depends(permit("security.events")),
+                    days: int = Query(30, ge=1, le=400)):
+    return events_summary(security_of(request.app.state.node).events, days)
+
+
+@router.get("/api/security/events/recent", summary="The latest security events")
+def security_events_recent(request: Request, caller: Caller = Depends(permit("security.events")),
+                           kind: str | None = Query(None, max_length=40), count: int = Query(50, ge=1, le=500)):
+    from hutong.core.clock import instant
+
+    events = security_of(request.app.state.node).events.recent(count, kind)
+    return {"events": [{**e, "time": instant(e.pop("ts_us"))} for e in events]}
+
+
+def events_summary(events, days: int) -> dict:
+    """Counts by day and kind, and totals by kind, over the last ``days`` days (API and page)."""
+    from hutong.core.clock import now_us
+    from hutong.security.events import KINDS
+
+    since = now_us() - days * 86_400_000_000
+    return {"days": days, "kinds": list(KINDS), "counts": events.counts(since), "totals": events.totals(since)}
 
 
 def _time(value: str | None) -> int | None:

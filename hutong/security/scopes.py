@@ -46,8 +46,26 @@ def _fhir_grants(scope: str) -> tuple[str, str] | None:
     return m.group(1), _V1.get(m.group(2), m.group(2))
 
 
+#: Decisions already taken: a token's scopes are asked the same few questions on every request, and
+#: matching each scope's pattern cost more than the rest of the policy check (measured).
+_DECIDED: dict[tuple[frozenset[str], str], bool] = {}
+
+
 def grants(scopes: frozenset[str], permission: str) -> bool:
     """Whether ``scopes`` grant ``permission`` (``Patient.r``, ``*.s``, ``card.verify``…)."""
+    if type(scopes) is not frozenset:
+        return _grants(scopes, permission)
+    key = (scopes, permission)
+    got = _DECIDED.get(key)
+    if got is None:
+        got = _grants(scopes, permission)
+        if len(_DECIDED) > 50_000:
+            _DECIDED.clear()
+        _DECIDED[key] = got
+    return got
+
+
+def _grants(scopes: frozenset[str], permission: str) -> bool:
     type_, _, letter = permission.rpartition(".")
     if letter in FHIR_LETTERS and len(letter) == 1 and (type_ == "*" or type_[:1].isupper()):
         for scope in scopes:

@@ -50,9 +50,27 @@ class SecurityService:
         self.sessions = Sessions(self.store, self.settings)
         self.audit = AuditTrail(self.store, self.settings)
         self.events = SecurityEvents(self.store)
+        from hutong.security.protection import Protection
+
+        self.protection = Protection(self.settings, self.events)
+        self.audit.on_patients = self.protection.read_patients
 
     def authenticate(self, header: Callable[[str], str | None]) -> Caller:
-        """The caller of a request, from its headers."""
+        """The caller of a request, from its headers (429 when the caller is over its rate limit)."""
+        caller = self._authenticate(header)
+        if caller.auth in ("token", "session", "gateway"):
+            from hutong.security.audit import client_address
+
+            address = client_address.get()
+            wait = self.protection.client_wait(caller.client_id, address)
+            if wait:
+                from hutong.security.protection import retry_after
+
+                raise FhirError(429, "throttled", "too many requests from this client: slow down and retry later",
+                                headers={"Retry-After": retry_after(wait)})
+        return caller
+
+    def _authenticate(self, header: Callable[[str], str | None]) -> Caller:
         auth = header("authorization")
         if auth:
             scheme, _, value = auth.partition(" ")
@@ -87,8 +105,27 @@ class SecurityService:
                       roles=roles, tenant=_checked("X-Hutong-Tenant", header("x-hutong-tenant")),
                       patient=_checked("X-Hutong-Patient", header("x-hutong-patient")), auth="gateway")
 
+    def start(self) -> None:
+        """Background work of a running node: audit retention, and syslog forwarding when configured."""
+        from hutong.security.retention import RetentionJob
+
+        self.retention = RetentionJob(self.store, self.settings, self.keys)
+        self.retention.start()
+        target = (getattr(self.settings, "audit_syslog", "") or "").strip()
+        self.forwarder = None
+        if target:
+            from hutong.security.syslog import AuditForwarder
+
+            self.forwarder = AuditForwarder(self.store, target)
+            self.events.on_record = self.forwarder.alert
+            self.forwarder.start()
+
     def close(self) -> None:
         self.audit.close()
+        if getattr(self, "retention", None) is not None:
+            self.retention.stop()
+        if getattr(self, "forwarder", None) is not None:
+            self.forwarder.stop()
 
 
 def node_identity_headers(store, tenant: str, client_id: str) -> dict[str, str]:

@@ -120,5 +120,16 @@ audit_anchor = Table(
     Column("ts_us", BigInteger, nullable=False),
 )
 
+#: Retention cuts: the last purged event's sequence number and hash, signed with the node's key
+#: (``hutong/security/retention.py``); verification continues the chain from the newest one.
+audit_cut = Table(
+    "audit_cut", metadata,
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("hash", String(64), nullable=False),
+    Column("ts_us", BigInteger, nullable=False),
+    Column("purged", BigInteger, nullable=False),
+    Column("signature", Text, nullable=False),  # compact JWS (ES256) over seq, hash, ts_us, purged
+)
+
 TABLES = (security_node_key, security_client, security_jti, security_user, security_session, security_event,
-          audit_event, audit_head, audit_anchor)
+          audit_event, audit_head, audit_anchor, audit_cut)

@@ -288,8 +288,10 @@ def demo_cda(resident_id: str = RESIDENT_ID, org: str = "demo-h1", org_name: str
 
 
 def mhd_bundle(cda_bytes: bytes, *, patient: str = "demo-p1", org: str = "demo-h1", doc_uuid: str = "urn:uuid:7f3c1a2e-0000-4000-8000-000000000001",
-               replaces: str | None = None) -> dict:
-    """An ITI-65 Provide Document Bundle: SubmissionSet List, DocumentReference and Binary (CDA inline)."""
+               replaces: str | None = None, content_type: str = "application/hl7-v3+xml",
+               format_code: str = "urn:ihe:iti:xds-sd:text:2008") -> dict:
+    """An ITI-65 Provide Document Bundle: SubmissionSet List, DocumentReference and Binary (the document
+    inline: CDA by default, or any ``content_type`` such as a FHIR document Bundle's ``application/fhir+json``)."""
     import base64
     import hashlib
 
@@ -303,11 +305,11 @@ def mhd_bundle(cda_bytes: bytes, *, patient: str = "demo-p1", org: str = "demo-h
         "subject": {"reference": f"Patient/{patient}"}, "date": "2024-03-05T10:20:00+08:00",
         "author": [{"reference": f"Organization/{org}"}], "custodian": {"reference": f"Organization/{org}"},
         "description": "门（急）诊病历 2024-03-05",
-        "content": [{"attachment": {"contentType": "application/hl7-v3+xml", "language": "zh-CN", "url": bin_uuid,
+        "content": [{"attachment": {"contentType": content_type, "language": "zh-CN", "url": bin_uuid,
                                     "size": len(cda_bytes), "hash": base64.b64encode(hashlib.sha1(cda_bytes).digest()).decode(),
                                     "title": "门（急）诊病历", "creation": "2024-03-05T10:15:00+08:00"},
                      "format": {"system": "http://ihe.net/fhir/ihe.formatcode.fhir/CodeSystem/formatcode",
-                                "code": "urn:ihe:iti:xds-sd:text:2008"}}],
+                                "code": format_code}}],
         "context": {"period": {"start": "2024-03-05T09:10:00+08:00", "end": "2024-03-05T09:40:00+08:00"},
                     "facilityType": {"text": "综合医院"}, "practiceSetting": {"text": "心血管内科"}},
     }
@@ -327,7 +329,7 @@ def mhd_bundle(cda_bytes: bytes, *, patient: str = "demo-p1", org: str = "demo-h
             "entry": [
                 {"fullUrl": doc_uuid[:-1] + "3", "resource": sub, "request": {"method": "POST", "url": "List"}},
                 {"fullUrl": doc_uuid, "resource": doc, "request": {"method": "POST", "url": "DocumentReference"}},
-                {"fullUrl": bin_uuid, "resource": {"resourceType": "Binary", "contentType": "application/hl7-v3+xml",
+                {"fullUrl": bin_uuid, "resource": {"resourceType": "Binary", "contentType": content_type,
                                                    "data": base64.b64encode(cda_bytes).decode()},
                  "request": {"method": "POST", "url": "Binary"}},
             ]}

@@ -20,9 +20,7 @@ def person_of(conn, patient_id: str) -> str | None:
 
 def linked_record_ids(conn, patient_id: str) -> list[str]:
     """Ids of every Patient record of the same person, ``patient_id`` first, the others in id order."""
-    person = person_of(conn, patient_id)
-    if person is None:
-        return [patient_id]
-    rows = conn.execute(select(mpi_record.c.patient_id).where(mpi_record.c.person_id == person)
-                        .order_by(mpi_record.c.patient_id)).all()
-    return [patient_id] + [r[0] for r in rows if r[0] != patient_id]
+    r = mpi_record.c
+    person = select(r.person_id).where(r.patient_id == patient_id).scalar_subquery()
+    rows = conn.execute(select(r.patient_id).where(r.person_id == person).order_by(r.patient_id)).all()
+    return [patient_id] + [row[0] for row in rows if row[0] != patient_id]

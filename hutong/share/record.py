@@ -12,12 +12,13 @@ sources; results that only look alike (same test and day, different value or tim
 from __future__ import annotations
 
 import gc
-from collections import defaultdict
+import threading
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 
 import orjson
-from sqlalchemy import false, select
+from sqlalchemy import false, func, select, tuple_
 
 from hutong.core.clock import SHANGHAI, to_us
 from hutong.core.errors import FhirError
@@ -92,16 +93,38 @@ class PatientRecord:
 
 
 # ---------------------------------------------------------------------------------------------- reading
+_gc_lock = threading.Lock()
+_gc_pauses = 0
+_gc_restore = False
+
+
+@contextmanager
+def paused_gc():
+    """Pause the cyclic garbage collector while a page reads and renders a record.
+
+    A record is thousands of small dicts, all alive until the page is sent: every full collection the
+    allocations trigger would rescan all of them (measured: tens of milliseconds per page). Nothing in
+    them is cyclic, so the collector has nothing to find. Overlapping pages share one pause (a counter):
+    the collector runs again when the last of them ends (unless it was off before)."""
+    global _gc_pauses, _gc_restore
+    with _gc_lock:
+        if _gc_pauses == 0:
+            _gc_restore = gc.isenabled()
+            gc.disable()
+        _gc_pauses += 1
+    try:
+        yield
+    finally:
+        with _gc_lock:
+            _gc_pauses -= 1
+            if _gc_pauses == 0 and _gc_restore:
+                gc.enable()
+
+
 def load_record(store, patient_id: str, *, linked: bool = True, types: list[str] | None = None) -> PatientRecord:
     """The record of ``patient_id``'s person (or of that one Patient record with ``linked=False``)."""
-    # Thousands of small dicts are built and all kept: the cyclic collector would only rescan them.
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
+    with paused_gc():
         return _load_record(store, patient_id, linked, types)
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def _load_record(store, patient_id: str, linked: bool, types: list[str] | None) -> PatientRecord:
@@ -112,23 +135,21 @@ def _load_record(store, patient_id: str, linked: bool, types: list[str] | None) 
         if patient_id not in patients:
             raise FhirError(404, "not-found", f"Patient/{patient_id} is not known")
         ids = [i for i in ids if i in patients]
-        keys = _compartment_keys(conn, ids, types)
-        rows = _load(conn, keys)
-        org_ids = set()
-        for p in patients.values():
-            org_ids.add(_org_of(p, None))
+        rows = _compartment_rows(conn, ids, types)
+        record_org = {pid: _org_of(p, None) for pid, p in patients.items()}
         parsed = []
-        for (rt, rid), content in rows.items():
-            res = orjson.loads(content)
-            parsed.append((rt, rid, res))
-            org_ids.add(_org_of(res, None))
-        orgs = _org_names(conn, {o for o in org_ids if o})
-    record_org = {pid: _org_of(p, None) for pid, p in patients.items()}
+        org_ids = {o for o in record_org.values() if o}
+        loads = orjson.loads
+        for rt, rid, record, content in rows:
+            res = loads(content)
+            org = _org_of(res, record_org.get(record))
+            parsed.append((rt, rid, record, res, org))
+            if org:
+                org_ids.add(org)
+        orgs = _org_names(conn, org_ids)
     items = []
-    for rt, rid, res in parsed:
-        record = keys.get((rt, rid), patient_id)
-        org = _org_of(res, record_org.get(record))
-        name = orgs.get(org, org or "") if org else ""
+    for rt, rid, record, res, org in parsed:
+        name = orgs.get(org, org) if org else ""
         item = Item(rt, rid, res, record, org, name, when_us(res))
         item.sources.append(Source(org, name, record, rid))
         items.append(item)
@@ -141,33 +162,21 @@ def _load_patients(conn, ids: list[str]) -> dict[str, dict]:
     return {rid: orjson.loads(c) for rid, c in conn.execute(stmt)}
 
 
-def _compartment_keys(conn, ids: list[str], types: list[str] | None) -> dict[tuple[str, str], str]:
-    """``(type, id) -> record`` of every resource in the Patient compartments of ``ids`` (Patients excluded)."""
-    pairs = set(compartment_pairs("Patient"))
+def _compartment_rows(conn, ids: list[str], types: list[str] | None) -> list[tuple[str, str, str, str]]:
+    """``(type, id, record, content)`` of every current resource in the Patient compartments of ``ids``
+    (Patients excluded), in one statement: the compartment's reference rows (an index-only range of
+    ``ix_sp_reference_rev``), one per resource, joined to ``resource`` by primary key."""
     t = sp_reference
-    stmt = select(t.c.res_type, t.c.res_id, t.c.param, t.c.target_id).where(
-        t.c.target_type == "Patient", t.c.target_id.in_(ids))
-    if types:
-        stmt = stmt.where(t.c.res_type.in_(types))
-    out: dict[tuple[str, str], str] = {}
-    for rt, rid, p, target in conn.execute(stmt):
-        if (rt, p) in pairs and rt != "Patient":
-            out.setdefault((rt, rid), target)
-    return out
-
-
-def _load(conn, keys) -> dict[tuple[str, str], str]:
-    by_type: dict[str, list[str]] = defaultdict(list)
-    for rt, rid in keys:
-        by_type[rt].append(rid)
-    out = {}
-    for rt, rids in by_type.items():
-        for i in range(0, len(rids), 500):
-            stmt = select(R.c.res_id, R.c.content).where(R.c.res_type == rt, R.c.res_id.in_(rids[i:i + 500]),
-                                                         R.c.deleted == false())
-            for rid, content in conn.execute(stmt):
-                out[(rt, rid)] = content
-    return out
+    pairs = [pt for pt in compartment_pairs("Patient") if pt[0] != "Patient" and (not types or pt[0] in types)]
+    if not pairs:
+        return []
+    keys = (select(t.c.res_type, t.c.res_id, func.min(t.c.target_id).label("record"))
+            .where(t.c.target_type == "Patient", t.c.target_id.in_(ids), tuple_(t.c.res_type, t.c.param).in_(pairs))
+            .group_by(t.c.res_type, t.c.res_id).subquery())
+    stmt = (select(keys.c.res_type, keys.c.res_id, keys.c.record, R.c.content)
+            .join_from(keys, R, (R.c.res_type == keys.c.res_type) & (R.c.res_id == keys.c.res_id))
+            .where(R.c.deleted == false()))
+    return conn.execute(stmt).all()
 
 
 def _org_names(conn, org_ids: set[str]) -> dict[str, str]:
@@ -232,9 +241,15 @@ def when_us(res: dict) -> int | None:
 
 # ---------------------------------------------------------------------------------------------- merging
 def _code_key(cc: dict | None) -> tuple:
-    codings = [c for c in (cc or {}).get("coding") or [] if isinstance(c, dict) and c.get("code")]
-    if codings:
-        return tuple(sorted((c.get("system") or "", c["code"]) for c in codings))[:1]
+    """The smallest ``(system, code)`` of a CodeableConcept's codings (its text when it has none)."""
+    best = None
+    for c in (cc or {}).get("coding") or ():
+        if isinstance(c, dict) and c.get("code"):
+            key = (c.get("system") or "", c["code"])
+            if best is None or key < best:
+                best = key
+    if best is not None:
+        return (best,)
     return (("text", (cc or {}).get("text") or ""),)
 
 

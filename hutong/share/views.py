@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
+from functools import cached_property
+from urllib.parse import urlencode
 
 from markupsafe import Markup
 
@@ -25,6 +27,9 @@ from hutong.web.i18n import gettext as _
 
 RID_SYSTEM = "urn:oid:2.16.156.10011.1.3"
 KINDS = ("encounter", "lab", "imaging", "condition", "allergy", "medication", "document")
+SECTION_TITLES = {"encounter": N_("全部就诊"), "lab": N_("全部检验结果"), "imaging": N_("全部影像检查"),
+                  "condition": N_("全部诊断"), "allergy": N_("全部过敏"), "medication": N_("全部用药"),
+                  "document": N_("全部文档")}
 KIND_NAMES = {"encounter": N_("就诊"), "lab": N_("检验"), "imaging": N_("影像"), "condition": N_("诊断"),
               "allergy": N_("过敏"), "medication": N_("用药"), "document": N_("文档")}
 ENCOUNTER_CLASS = {"AMB": N_("门诊"), "EMER": N_("急诊"), "IMP": N_("住院"), "VR": N_("远程"), "HH": N_("家庭")}
@@ -37,9 +42,16 @@ FLAG_PLAIN = {
     "normal": N_("在参考范围内。"),
 }
 GENDERS = {"male": N_("男"), "female": N_("女"), "other": N_("其他"), "unknown": N_("未知")}
-TIMELINE_LIMIT = 200
-LAB_ROWS_LIMIT = 300
+#: Rows of each section on the summary page (the rest is one click away, paged: ``SECTION_PAGE`` a page).
+SUMMARY_ROWS = {"encounter": 20, "lab": 50, "imaging": 20, "condition": 30, "allergy": 50, "medication": 20,
+                "document": 20}
+SECTION_PAGE = 100
+#: Visits or results a page in the resident portal (a phone's screenfuls).
+PORTAL_PAGE = 30
 TREND_CHARTS = 6
+#: Points per trend line on the summary page and on the lab section's first page.
+SUMMARY_CHART_POINTS = 60
+SECTION_CHART_POINTS = 500
 
 
 @dataclass(frozen=True)
@@ -49,18 +61,28 @@ class Filters:
     since: str | None = None  # YYYY-MM-DD, inclusive
     until: str | None = None
 
+    @cached_property
+    def _bounds(self) -> tuple[int | None, int | None]:
+        lo = parse_time(self.since) if self.since else None
+        hi = parse_time(self.until) if self.until else None
+        return lo, (hi + 86_400_000_000 if hi is not None else None)
+
     def keep(self, item: Item, kind: str) -> bool:
         if self.kind and kind != self.kind:
             return False
         if self.institution and self.institution not in {s.institution for s in item.sources}:
             return False
-        if (self.since or self.until) and item.when_us is None:
-            return False
-        if self.since and item.when_us < (parse_time(self.since) or 0):
-            return False
-        if self.until and item.when_us >= (parse_time(self.until) or 0) + 86_400_000_000:
-            return False
+        if self.since or self.until:
+            lo, hi = self._bounds
+            if item.when_us is None or (lo is not None and item.when_us < lo) or (hi is not None and item.when_us >= hi):
+                return False
         return True
+
+    def query(self, linked: bool = True, **extra) -> str:
+        """These filters as a query string (for links to sections and pages)."""
+        pairs = [("inst", self.institution), ("type", self.kind), ("from", self.since), ("to", self.until)]
+        pairs += [("linked", None if linked else "false")] + list(extra.items())
+        return urlencode([(k, v) for k, v in pairs if v])
 
 
 # ---------------------------------------------------------------------------------------------- people
@@ -182,26 +204,39 @@ def _endpoints(record: PatientRecord, study: dict, store_get) -> list[dict]:
 
 
 # ---------------------------------------------------------------------------------------------- views
-def workstation_view(record: PatientRecord, filters: Filters, store=None) -> dict:
-    """Everything the workstation's patient page shows (filtered)."""
-    me = record.records[0]
+def classify(record: PatientRecord, filters: Filters) -> dict[str, list[Item]]:
+    """The record's items by page section (``KINDS``), filtered, newest first (one sort for all)."""
     kept: dict[str, list[Item]] = {k: [] for k in KINDS}
     for it in sorted(record.items, key=lambda i: (i.when_us or 0, i.res_id), reverse=True):
         k = _kind(it)
         if k and filters.keep(it, k):
             kept[k].append(it)
-    labs = [i for i in kept["lab"] if i.res_type == "Observation"]
+    # The lab section lists results (Observations); a report is the envelope of results already listed.
+    kept["lab"] = [i for i in kept["lab"] if i.res_type == "Observation"]
+    return kept
+
+
+def _trend_charts(labs: list[Item], max_points: int) -> list[Markup]:
+    """Trend lines of the most measured numeric tests (the latest ``max_points`` points each)."""
     series = lab_series(labs)
     ranked = sorted(series.values(), key=lambda s: -len(s["points"]))[:TREND_CHARTS]
     charts = []
     for s in ranked:
-        if len(s["points"]) < 2:
+        points = s["points"][-max_points:]
+        if len(points) < 2:
             continue
-        xs = [local_time(p[0], "%Y-%m-%d") for p in s["points"]]
-        charts.append(chart(line_chart(xs, {s["name"]: [p[1] for p in s["points"]]}, unit=s["unit"],
-                                       band=(s["low"], s["high"]) if s["low"] is not None or s["high"] is not None else None),
-                            label=f"{s['name']}（{s['unit']}）", height=220))
-    by_ref = {it.ref: it.resource for it in record.items}
+        xs = [local_time(p[0], "%Y-%m-%d") for p in points]
+        band = (s["low"], s["high"]) if s["low"] is not None or s["high"] is not None else None
+        label = f"{s['name']}（{s['unit']}）"
+        if len(points) < len(s["points"]):
+            label += _("，最近 %(n)s 次", n=len(points))
+        charts.append(chart(line_chart(xs, {s["name"]: [p[1] for p in points]}, unit=s["unit"], band=band),
+                            label=label, height=220))
+    return charts
+
+
+def _imaging_rows(items: list[Item], record: PatientRecord, store) -> list[dict]:
+    by_ref: dict = {}
     if store is not None:  # Endpoints are not in the patient's compartment: read them by reference
 
         def lookup(ref: str, _cache=by_ref):
@@ -211,40 +246,79 @@ def workstation_view(record: PatientRecord, filters: Filters, store=None) -> dic
     else:
         lookup = by_ref.get
     studies = []
-    for it in kept["imaging"]:
+    for it in items:
         r = it.resource
         studies.append({"when": _when(it), "what": r.get("description") or concept_text((r.get("procedureCode") or [{}])[0]),
                         "modality": "、".join(m.get("code", "") for m in r.get("modality") or []),
                         "instances": r.get("numberOfInstances") or "", "where": _sources(it),
                         "endpoints": _endpoints(record, r, lookup)})
+    return studies
+
+
+def _condition_row(i: Item) -> dict:
+    r = i.resource
+    return {"when": _when(i, "%Y-%m-%d"), "what": concept_text(r.get("code")),
+            "code": ((r.get("code") or {}).get("coding") or [{}])[0].get("code", ""),
+            "status": ((r.get("clinicalStatus") or {}).get("coding") or [{}])[0].get("code", ""), "where": _sources(i)}
+
+
+def _allergy_row(i: Item) -> dict:
+    r = i.resource
+    return {"what": concept_text(r.get("code")), "criticality": r.get("criticality") or "",
+            "reaction": "、".join(concept_text(m) for rx in r.get("reaction") or [] for m in rx.get("manifestation") or []),
+            "when": _when(i, "%Y-%m-%d"), "where": _sources(i)}
+
+
+def _medication_row(i: Item) -> dict:
+    r = i.resource
+    return {"when": _when(i, "%Y-%m-%d"), "what": concept_text(r.get("medicationCodeableConcept")),
+            "dose": "；".join(d.get("text", "") for d in r.get("dosageInstruction") or []),
+            "status": r.get("status") or "", "where": _sources(i)}
+
+
+def _rows(kind: str, items: list[Item], record: PatientRecord, store) -> list[dict]:
+    if kind == "imaging":
+        return _imaging_rows(items, record, store)
+    build = {"encounter": _encounter_row, "lab": _lab_row, "condition": _condition_row, "allergy": _allergy_row,
+             "medication": _medication_row, "document": _document_row}[kind]
+    return [build(i) for i in items]
+
+
+def workstation_view(record: PatientRecord, filters: Filters, store=None, *, section: str | None = None,
+                     page: int = 1) -> dict:
+    """What the workstation shows: the summary page (``section=None``: the latest rows of every section,
+    trends, counts) or one section's full list, paged (``SECTION_PAGE`` rows a page)."""
+    me = record.records[0]
+    kept = classify(record, filters)
+    labs = kept["lab"]
     institutions = sorted({(s.institution, s.institution_name) for it in record.items for s in it.sources
                            if s.institution}, key=lambda x: x[1])
-    abnormal = sum(1 for i in labs if flag(i.resource) in ("high", "low", "abnormal"))
-    return {
+    view = {
         "banner": {"name": patient_name(me), "gender": _(GENDERS.get(me.get("gender"), "未知")),
                    "age": _age(me.get("birthDate") or ""), "birth": me.get("birthDate") or "",
                    "rid": resident_id(me), "records": len(record.records),
-                   "record_places": [record.institutions.get(_org(p), _org(p)) for p in record.records]},
+                   "record_places": [record.institutions.get(_org(p), _org(p)) for p in record.records],
+                   "allergies": [concept_text(i.resource.get("code")) for i in kept["allergy"]]},
         "institutions": institutions,
         "kinds": [(k, _(KIND_NAMES[k])) for k in KINDS],
-        "timeline": [_encounter_row(i) for i in kept["encounter"][:TIMELINE_LIMIT]],
-        "timeline_more": max(0, len(kept["encounter"]) - TIMELINE_LIMIT),
-        "labs": [_lab_row(i) for i in labs[:LAB_ROWS_LIMIT]], "labs_more": max(0, len(labs) - LAB_ROWS_LIMIT),
-        "abnormal": abnormal, "charts": charts, "imaging": studies,
-        "conditions": [{"when": _when(i, "%Y-%m-%d"), "what": concept_text(i.resource.get("code")),
-                        "code": ((i.resource.get("code") or {}).get("coding") or [{}])[0].get("code", ""),
-                        "status": ((i.resource.get("clinicalStatus") or {}).get("coding") or [{}])[0].get("code", ""),
-                        "where": _sources(i)} for i in kept["condition"]],
-        "allergies": [{"what": concept_text(i.resource.get("code")), "criticality": i.resource.get("criticality") or "",
-                       "reaction": "、".join(concept_text(m) for rx in i.resource.get("reaction") or []
-                                            for m in rx.get("manifestation") or []),
-                       "when": _when(i, "%Y-%m-%d"), "where": _sources(i)} for i in kept["allergy"]],
-        "medications": [{"when": _when(i, "%Y-%m-%d"), "what": concept_text(i.resource.get("medicationCodeableConcept")),
-                         "dose": "；".join(d.get("text", "") for d in i.resource.get("dosageInstruction") or []),
-                         "status": i.resource.get("status") or "", "where": _sources(i)} for i in kept["medication"]],
-        "documents": [_document_row(i) for i in kept["document"]],
         "counts": {k: len(v) for k, v in kept.items()}, "merged": record.merged_duplicates,
+        "abnormal": sum(1 for i in labs if flag(i.resource) in ("high", "low", "abnormal")),
+        "section": section, "rows": {}, "more": {},
     }
+    if section is None:
+        for kind in KINDS:
+            shown = kept[kind][:SUMMARY_ROWS[kind]]
+            view["rows"][kind] = _rows(kind, shown, record, store)
+            view["more"][kind] = len(kept[kind]) - len(shown)
+        view["charts"] = _trend_charts(labs, SUMMARY_CHART_POINTS)
+        return view
+    items = kept[section]
+    pages = max(1, -(-len(items) // SECTION_PAGE))
+    page = min(max(1, page), pages)
+    view["rows"][section] = _rows(section, items[(page - 1) * SECTION_PAGE: page * SECTION_PAGE], record, store)
+    view["page"], view["pages"] = page, pages
+    view["charts"] = _trend_charts(labs, SECTION_CHART_POINTS) if section == "lab" and page == 1 else []
+    return view
 
 
 def _org(p: dict) -> str:
@@ -258,25 +332,35 @@ def _document_row(it: Item, base: str = "/workstation/document/") -> dict:
             "link": Markup('<a href="{}{}">{}</a>').format(base, it.res_id, _("打开"))}
 
 
-def resident_view(record: PatientRecord) -> dict:
-    """The resident portal's plain-language view of the same history."""
-    visits = []
-    for it in record.of_type("Encounter")[:100]:
-        r = it.resource
-        cls = (r.get("class") or {}).get("code") or ""
-        visits.append({"when": _when(it, "%Y-%m-%d"), "kind": _(ENCOUNTER_CLASS.get(cls, "就诊")),
-                       "why": "、".join(concept_text(c) for c in r.get("reasonCode") or [] if concept_text(c)),
-                       "where": "、".join(dict.fromkeys(s.institution_name for s in it.sources))})
-    results = []
-    for it in record.labs()[:200]:
-        r = it.resource
-        f = flag(r)
-        _lo, _hi, rr = reference_range(r)
-        results.append({"when": _when(it, "%Y-%m-%d"), "test": concept_text(r.get("code")), "value": value_text(r),
-                        "unit": unit_of(r), "range": rr, "flag": f, "flag_name": _(FLAG_NAMES[f]) if f else "",
-                        "badge": FLAG_BADGE.get(f, "neutral"), "meaning": _(FLAG_PLAIN[f]) if f else "",
-                        "where": "、".join(dict.fromkeys(s.institution_name for s in it.sources))})
-    docs = [_document_row(i, "/portal/documents/") for i in record.of_type("DocumentReference")]
+def resident_view(record: PatientRecord, part: str | None = None, page: int = 1) -> dict:
+    """The resident portal's plain-language view of the same history (``part``: only ``visits``,
+    ``results`` or ``documents``; None: all three), ``PORTAL_PAGE`` visits or results a page, newest first."""
     me = record.records[0]
-    return {"name": patient_name(me), "visits": visits, "results": results, "documents": docs,
-            "places": len({s.institution for it in record.items for s in it.sources if s.institution})}
+    out = {"name": patient_name(me), "visits": [], "results": [], "documents": [], "page": 1, "pages": 1,
+           "places": len({s.institution for it in record.items for s in it.sources if s.institution})}
+
+    def paged(items: list[Item]) -> list[Item]:
+        out["pages"] = max(1, -(-len(items) // PORTAL_PAGE))
+        out["page"] = min(max(1, page), out["pages"])
+        return items[(out["page"] - 1) * PORTAL_PAGE: out["page"] * PORTAL_PAGE]
+
+    if part in (None, "visits"):
+        for it in paged(record.of_type("Encounter")):
+            r = it.resource
+            cls = (r.get("class") or {}).get("code") or ""
+            out["visits"].append({"when": _when(it, "%Y-%m-%d"), "kind": _(ENCOUNTER_CLASS.get(cls, "就诊")),
+                                  "why": "、".join(concept_text(c) for c in r.get("reasonCode") or [] if concept_text(c)),
+                                  "where": "、".join(dict.fromkeys(s.institution_name for s in it.sources))})
+    if part in (None, "results"):
+        for it in paged(record.labs()):
+            r = it.resource
+            f = flag(r)
+            _lo, _hi, rr = reference_range(r)
+            out["results"].append({
+                "when": _when(it, "%Y-%m-%d"), "test": concept_text(r.get("code")), "value": value_text(r),
+                "unit": unit_of(r), "range": rr, "flag": f, "flag_name": _(FLAG_NAMES[f]) if f else "",
+                "badge": FLAG_BADGE.get(f, "neutral"), "meaning": _(FLAG_PLAIN[f]) if f else "",
+                "where": "、".join(dict.fromkeys(s.institution_name for s in it.sources))})
+    if part in (None, "documents"):
+        out["documents"] = [_document_row(i, "/portal/documents/") for i in record.of_type("DocumentReference")]
+    return out

@@ -1,7 +1,16 @@
 """Statistics as a capability of the node."""
 
 from hutong.capability import Capability, NavEntry
-from hutong.stats import indicator_routes, indicators, operation, pages, report_routes, tables, view_routes
+from hutong.stats import (
+    cli,
+    indicator_routes,
+    indicators,
+    operation,
+    pages,
+    report_routes,
+    tables,
+    view_routes,
+)
 
 CAPABILITY = Capability(
     name="stats",
@@ -11,6 +20,7 @@ CAPABILITY = Capability(
     nav=[NavEntry("console", "/console/stats", "统计指标", permission="stats.indicator.read", order=60),
          NavEntry("console", "/console/stats/reports", "统计直报", permission="stats.report.read", order=61)],
     consumers=[indicators.CONSUMER],
+    cli=cli.register,
     permissions={
         "stats.view.run": "run a SQL on FHIR ViewDefinition over the record ($viewdefinition-run)",
         "stats.view.read": "list stored ViewDefinitions and materialised tables",

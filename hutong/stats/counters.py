@@ -18,7 +18,20 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import orjson
-from sqlalchemy import BigInteger, Column, Float, Index, String, Table, and_, delete, func, select, update
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Float,
+    Index,
+    String,
+    Table,
+    bindparam,
+    delete,
+    func,
+    select,
+    tuple_,
+    update,
+)
 
 from hutong.capability import Consumer
 from hutong.core.clock import now_us
@@ -91,20 +104,70 @@ def _version_content(conn, res_type: str, res_id: str, version_id: int) -> dict 
 
 
 def apply_deltas(conn, counter: str, deltas: dict[Key, float]) -> None:
-    """Add ``deltas`` to the stored sums (rows that reach zero are removed)."""
-    ts = now_us()
+    """Add ``deltas`` to the stored sums (rows that reach zero are removed).
+
+    One read of the keys' current sums (by primary key, in chunks) and one executemany per kind of
+    change, not a SELECT and a write per key: a consumer batch of 500 events touches hundreds of keys."""
+    wanted: dict[tuple, float] = defaultdict(float)
     for key, amount in deltas.items():
+        if amount != 0:
+            wanted[tuple(_padded(key).values())] += amount
+    if not wanted:
+        return
+    ts = now_us()
+    c = stats_counter.c
+    keys = list(wanted)
+    current: dict[tuple, float] = {}
+    for i in range(0, len(keys), 200):
+        chunk = keys[i:i + 200]
+        for k1, k2, k3, k4, value in conn.execute(select(c.k1, c.k2, c.k3, c.k4, c.value).where(
+                c.counter == counter, tuple_(c.k1, c.k2, c.k3, c.k4).in_(chunk))):
+            current[(k1, k2, k3, k4)] = value
+    inserts, updates, deletes = [], [], []
+    for key, amount in wanted.items():
         if amount == 0:
             continue
-        where = and_(stats_counter.c.counter == counter,
-                     *[stats_counter.c[k] == v for k, v in _padded(key).items()])
-        row = conn.execute(select(stats_counter.c.value).where(where)).first()
-        if row is None:
-            conn.execute(stats_counter.insert().values(counter=counter, value=amount, updated_us=ts, **_padded(key)))
-        elif abs(row[0] + amount) < 1e-9:
-            conn.execute(delete(stats_counter).where(where))
+        ks = dict(zip(("b_k1", "b_k2", "b_k3", "b_k4"), key, strict=True))
+        if key not in current:
+            inserts.append({"counter": counter, "value": amount, "updated_us": ts,
+                            **dict(zip(("k1", "k2", "k3", "k4"), key, strict=True))})
+        elif abs(current[key] + amount) < 1e-9:
+            deletes.append(ks)
         else:
-            conn.execute(update(stats_counter).where(where).values(value=row[0] + amount, updated_us=ts))
+            updates.append({"b_value": current[key] + amount, **ks})
+    where = [c.counter == counter, c.k1 == bindparam("b_k1"), c.k2 == bindparam("b_k2"),
+             c.k3 == bindparam("b_k3"), c.k4 == bindparam("b_k4")]
+    if inserts:
+        conn.execute(stats_counter.insert(), inserts)
+    if updates:
+        conn.execute(update(stats_counter).where(*where).values(value=bindparam("b_value"), updated_us=ts), updates)
+    if deletes:
+        conn.execute(delete(stats_counter).where(*where), deletes)
+
+
+def versions_content(conn, wanted: Iterable[tuple[str, str, int]]) -> dict[tuple[str, str, int], dict | None]:
+    """The content of many versions at once (None for deletions, version 0 and unknown versions).
+
+    One query per chunk of 300 ``(type, id, version)`` keys instead of one per event: building and
+    running a statement per event held the consumer near 200-300 events/s."""
+    out: dict[tuple[str, str, int], dict | None] = {}
+    keys = []
+    for k in dict.fromkeys(wanted):
+        out[k] = None
+        if k[2] >= 1:
+            keys.append(k)
+    v, r = schema.resource_version.c, schema.resource.c
+    joined = schema.resource_version.outerjoin(
+        schema.resource, (r.res_type == v.res_type) & (r.res_id == v.res_id) & (r.version_id == v.version_id))
+    for i in range(0, len(keys), 300):
+        chunk = keys[i:i + 300]
+        rows = conn.execute(select(v.res_type, v.res_id, v.version_id, v.deleted,
+                                   func.coalesce(v.content, r.content)).select_from(joined).where(
+            tuple_(v.res_type, v.res_id, v.version_id).in_(chunk)))
+        for res_type, res_id, version, deleted, text in rows:
+            if not deleted and text is not None:
+                out[(res_type, res_id, int(version))] = orjson.loads(text)
+    return out
 
 
 def consumer(name: str, counters: Sequence[Counter]) -> Consumer:
@@ -113,17 +176,16 @@ def consumer(name: str, counters: Sequence[Counter]) -> Consumer:
 
     def handle(tx, events) -> None:
         per_counter: dict[str, dict[Key, float]] = {c.name: defaultdict(float) for c in counters}
-        cache: dict[tuple[str, str, int], dict | None] = {}
-
-        def content(res_type: str, res_id: str, version: int) -> dict | None:
-            k = (res_type, res_id, version)
-            if k not in cache:
-                cache[k] = _version_content(tx.conn, res_type, res_id, version)
-            return cache[k]
-
-        for ev in events:
-            new = None if ev.op == "delete" else content(ev.res_type, ev.res_id, ev.version_id)
-            old = content(ev.res_type, ev.res_id, ev.version_id - 1)
+        mine = [ev for ev in events if ev.res_type in types]
+        wanted = []
+        for ev in mine:
+            if ev.op != "delete":
+                wanted.append((ev.res_type, ev.res_id, ev.version_id))
+            wanted.append((ev.res_type, ev.res_id, ev.version_id - 1))
+        content = versions_content(tx.conn, wanted)
+        for ev in mine:
+            new = None if ev.op == "delete" else content[(ev.res_type, ev.res_id, ev.version_id)]
+            old = content[(ev.res_type, ev.res_id, ev.version_id - 1)]
             for c in counters:
                 if ev.res_type not in c.types:
                     continue

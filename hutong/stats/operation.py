@@ -130,6 +130,16 @@ def _parquet_dir(call: Call) -> str:
     return str(path)
 
 
+def view_tenant(call: Call) -> str | None:
+    """The tenant whose rows the caller may see: None (all) for the province's own tenant and callers
+    without one, else the caller's tenant (a city's statistician sees the rows written in the city
+    and its counties)."""
+    tenant = getattr(call.caller, "tenant", None)
+    if not tenant or tenant == call.store.settings.default_tenant:
+        return None
+    return tenant
+
+
 def run_view(call: Call) -> FhirResult:
     """The handler of ``POST /fhir/$viewdefinition-run``."""
     params = parse_parameters(call.req.body, call.req.query, call.req.header("accept"))
@@ -142,7 +152,7 @@ def run_view(call: Call) -> FhirResult:
         for gid in params["groups"]:
             patients |= run.group_patients(call.tx, gid)
     rows = run.view_rows(call.tx, view, resources=params["resources"], patients=patients,
-                         since_us=params["since"], limit=params["limit"])
+                         since_us=params["since"], limit=params["limit"], tenant=view_tenant(call))
     try:
         if fmt == "parquet":
             path = run.write_parquet(view, rows, _parquet_dir(call))
@@ -156,7 +166,7 @@ def run_view(call: Call) -> FhirResult:
 
 FHIR_INTERACTIONS = [
     Interaction("POST", f"${OPERATION}", "operation", run_view, "stats.view.run", tx="read", body="json",
-                operation=OPERATION, definition=DEFINITION, in_bundle=False,
+                operation=OPERATION, definition=DEFINITION, in_bundle=False, formats=frozenset(run.FORMATS),
                 summary="SQL on FHIR v2: run a ViewDefinition (inline or stored) over the store's resources "
                         "as json, ndjson, csv or parquet", capability="stats"),
 ]

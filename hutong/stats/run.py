@@ -36,6 +36,7 @@ MEDIA_TYPES: dict[Format, str] = {
     "parquet": "application/vnd.apache.parquet",
 }
 BATCH = 1000
+LOAD_CHUNK = 20_000
 
 
 def parse_format(value: str | None) -> Format:
@@ -83,21 +84,28 @@ def in_compartment(resource: dict, patients: set[str]) -> bool:
     return any(r.startswith("Patient/") and r[8:] in patients for r in refs)
 
 
-def stored_resources(tx, res_type: str, *, since_us: int | None = None) -> Iterator[dict]:
-    """Current resources of ``res_type`` (updated at or after ``since_us``), oldest first."""
+def stored_resources(tx, res_type: str, *, since_us: int | None = None,
+                     tenant: str | None = None) -> Iterator[dict]:
+    """Current resources of ``res_type`` (updated at or after ``since_us``), oldest first; with
+    ``tenant`` (a division code, e.g. a city's ``2201``) only those written in that tenant or one
+    below it (its counties ``220102`` …)."""
     r = schema.resource.c
     stmt = select(r.content).where(r.res_type == res_type, r.deleted.is_(False))
     if since_us is not None:
         stmt = stmt.where(r.ts_us >= since_us)
+    if tenant is not None:
+        stmt = stmt.where((r.tenant == tenant) | r.tenant.startswith(tenant, autoescape=True))
     rows = tx.conn.execution_options(yield_per=BATCH).execute(stmt.order_by(r.res_id))
     for (text,) in rows:
         yield orjson.loads(text)
 
 
 def view_rows(tx, view: View, *, resources: Iterable[dict] | None = None, patients: set[str] | None = None,
-              since_us: int | None = None, limit: int | None = None) -> Iterator[dict]:
-    """The view's rows over ``resources`` (the store's when None), filtered and limited."""
-    source = resources if resources is not None else stored_resources(tx, view.resource, since_us=since_us)
+              since_us: int | None = None, limit: int | None = None, tenant: str | None = None) -> Iterator[dict]:
+    """The view's rows over ``resources`` (the store's when None, of ``tenant`` and below when
+    given), filtered and limited."""
+    source = resources if resources is not None else stored_resources(tx, view.resource, since_us=since_us,
+                                                                      tenant=tenant)
     n = 0
     for resource in source:
         if patients is not None and not in_compartment(resource, patients):
@@ -162,19 +170,25 @@ def load_duckdb(con, table: str, view: View, rows: Iterable[dict]) -> int:
     """Create (or replace) ``table`` in the DuckDB connection ``con`` with the view's rows; the count."""
     cols = ", ".join(f'"{c.name}" {duckdb_type(c)}' for c in view.columns)
     con.execute(f'CREATE OR REPLACE TABLE "{table}" ({cols})')
-    marks = ", ".join("?" for _ in view.columns)
-    insert = f'INSERT INTO "{table}" VALUES ({marks})'
-    batch: list[list] = []
+    # One INSERT … SELECT unnest(list) per column per chunk: DuckDB's executemany prepares and runs
+    # the statement once per row (about 1,500 rows/s measured), the column lists go in at once.
+    parts = []
+    for c in view.columns:
+        kind = duckdb_type(c)
+        parts.append("unnest(?::VARCHAR[])::JSON" if kind == "JSON" else f"unnest(?::{kind}[])")
+    insert = f'INSERT INTO "{table}" SELECT {", ".join(parts)}'
     n = 0
+    batch: list[list] = [[] for _ in view.columns]
     for row in rows:
-        batch.append([_cell(c, row.get(c.name)) for c in view.columns])
-        if len(batch) >= BATCH:
-            con.executemany(insert, batch)
-            n += len(batch)
-            batch = []
-    if batch:
-        con.executemany(insert, batch)
-        n += len(batch)
+        for i, c in enumerate(view.columns):
+            batch[i].append(_cell(c, row.get(c.name)))
+        if len(batch[0]) >= LOAD_CHUNK:
+            con.execute(insert, batch)
+            n += len(batch[0])
+            batch = [[] for _ in view.columns]
+    if batch and batch[0]:
+        con.execute(insert, batch)
+        n += len(batch[0])
     return n
 
 

@@ -9,7 +9,7 @@ SQLite, ``COPY`` on PostgreSQL, which keeps Bundle ingest to a handful of round 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl
@@ -274,11 +274,13 @@ class Tx:
         since_us: int | None = None,
         at_or_before: tuple[int, str, str, int] | None = None,
         count: int = 50,
+        types: Sequence[str] | None = None,
     ) -> list[StoredResource]:
-        """Versions newest first; ``at_or_before`` is a keyset cursor (ts_us, type, id, version)."""
+        """Versions newest first; ``at_or_before`` is a keyset cursor (ts_us, type, id, version);
+        ``types`` limits a system history to those resource types (``_history?_type=``)."""
         self.flush()
         v = schema.resource_version.c
-        stmt = self._versions_select().where(*_history_scope(res_type, res_id, since_us))
+        stmt = self._versions_select().where(*_history_scope(res_type, res_id, since_us, types))
         if at_or_before is not None:
             ts, t, i, ver = at_or_before
             stmt = stmt.where(tuple_(v.ts_us, v.res_type, v.res_id, v.version_id) <= (ts, t, i, ver))
@@ -286,11 +288,11 @@ class Tx:
         return [StoredResource(*row) for row in self.conn.execute(stmt)]
 
     def history_count(self, res_type: str | None = None, res_id: str | None = None, *,
-                      since_us: int | None = None) -> int:
+                      since_us: int | None = None, types: Sequence[str] | None = None) -> int:
         """How many versions a history of the same scope holds (``Bundle.total``)."""
         self.flush()
         stmt = select(func.count()).select_from(schema.resource_version).where(
-            *_history_scope(res_type, res_id, since_us))
+            *_history_scope(res_type, res_id, since_us, types))
         return int(self.conn.execute(stmt).scalar() or 0)
 
     def serialize_criteria(self, res_type: str, query: str) -> None:
@@ -581,12 +583,15 @@ class Tx:
         self._flush_events()
 
 
-def _history_scope(res_type: str | None, res_id: str | None, since_us: int | None) -> list:
+def _history_scope(res_type: str | None, res_id: str | None, since_us: int | None,
+                   types: Sequence[str] | None = None) -> list:
     """The conditions on ``resource_version`` of a history's scope (system, type or instance)."""
     v = schema.resource_version.c
     conds = []
     if res_type:
         conds.append(v.res_type == res_type)
+    if types:
+        conds.append(v.res_type.in_(list(types)))
     if res_id:
         conds.append(v.res_id == res_id)
     if since_us is not None:

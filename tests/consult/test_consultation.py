@@ -82,8 +82,29 @@ def test_red_flags_make_it_urgent_and_first_in_the_queue(province):
     assert [w["id"] for w in desk["waiting"]] == [urgent["id"], calm["id"]]
 
 
-def test_no_online_first_visit(province):
+def test_only_the_guardian_on_the_card_may_ask_for_a_dependant(province):
+    from hutong.card import service as card
+
     env = province.env
+    with pytest.raises(FhirError) as err:  # no guardian relation yet
+        cs.ask_question(env, patient="Patient/pat-child", asker="Patient/pat-1", text="孩子咳嗽两天")
+    assert err.value.status == 403 and "监护人" in err.value.diagnostics
+    mine, _ = card.issue_card(province.store, "Patient/pat-1")
+    card.issue_card(province.store, "Patient/pat-child", channel="guardian", guardian_card=mine["card_id"],
+                    relationship="child")
+    asked = cs.ask_question(env, patient="Patient/pat-child", asker="Patient/pat-1", text="孩子咳嗽两天")
+    assert asked["id"]
+    with pytest.raises(FhirError) as err:  # the child may not act for the guardian
+        cs.ask_question(env, patient="Patient/pat-1", asker="Patient/pat-child", text="替家长问")
+    assert err.value.status == 403
+
+
+def test_no_online_first_visit(province):
+    from hutong.card import service as card
+
+    env = province.env
+    mine, _ = card.issue_card(province.store, "Patient/pat-1")
+    card.issue_card(province.store, "Patient/pat-child", channel="guardian", guardian_card=mine["card_id"])
     with pytest.raises(FhirError) as err:  # the child has never been seen in person
         cs.ask_question(env, patient="Patient/pat-child", asker="Patient/pat-1", text="孩子咳嗽两天", kind="followup")
     assert err.value.status == 422 and "复诊" in err.value.diagnostics
@@ -146,3 +167,23 @@ def test_working_hours_deadline(province):
     assert sla.response_due(env, night) == to_us(datetime(2026, 12, 2, 8, 30, tzinfo=SHANGHAI))
     late = to_us(datetime(2026, 12, 1, 21, 50, tzinfo=SHANGHAI))
     assert sla.response_due(env, late) == to_us(datetime(2026, 12, 2, 8, 20, tzinfo=SHANGHAI))
+
+
+def test_doctors_off_duty_by_their_registry_hours_are_not_offered(province):
+    from datetime import datetime
+
+    from hutong.consult import directory
+    from hutong.core.clock import SHANGHAI
+
+    with province.store.write() as tx:
+        role = tx.read("PractitionerRole", "prr-cardio2").resource
+        role["availableTime"] = [{"daysOfWeek": ["mon", "tue", "wed", "thu", "fri"],
+                                  "availableStartTime": "08:00:00", "availableEndTime": "17:00:00"}]
+        tx.update("PractitionerRole", "prr-cardio2", role)
+    with province.store.read() as tx:
+        weekday = datetime(2026, 12, 2, 10, 0, tzinfo=SHANGHAI)  # a Wednesday morning
+        saturday = datetime(2026, 12, 5, 10, 0, tzinfo=SHANGHAI)
+        on = [d.role for d in directory.online_doctors(tx, "Organization/org-prov", "03.04", at=weekday)]
+        off = [d.role for d in directory.online_doctors(tx, "Organization/org-prov", "03.04", at=saturday)]
+    assert on == ["PractitionerRole/prr-cardio1", "PractitionerRole/prr-cardio2"]
+    assert off == ["PractitionerRole/prr-cardio1"]  # no hours recorded: follows the platform's hours

@@ -132,6 +132,14 @@ def test_province_and_three_cities(tmp_path, sim, pg_schema):
         for tenant in ("2205", "2206"):  # the cut cities know they are cut off, and keep working
             wait_for(lambda t=tenant: not get_json(cities[t].url, "/api/federation/status")["uplink"]["connected"],
                      20, f"{tenant} noticing the cut")
+        # Both sides keep writing while cut off: the cities take their load, the province changes its
+        # registry (a new institution, a renamed one), which must reach every city after the restore.
+        created = httpx.post(province.url + "/fhir/Organization", json={
+            "resourceType": "Organization", "name": "断网期间新建的机构", "active": True})
+        assert created.status_code == 201
+        renamed = httpx.get(province.url + "/fhir/Organization", params={"_count": 1}).json()["entry"][0]["resource"]
+        renamed["name"] = renamed["name"] + "（更名）"
+        assert httpx.put(province.url + f"/fhir/Organization/{renamed['id']}", json=renamed).status_code == 200
         time.sleep(4.0)  # the cities keep taking data while cut off
         for tenant in ("2205", "2206"):
             behind = get_json(cities[tenant].url, "/api/federation/status")["uplink"]
@@ -142,6 +150,12 @@ def test_province_and_three_cities(tmp_path, sim, pg_schema):
             t.join(180)
         assert {t: r["errors"] for t, r in loaded.items()} == {t: 0 for t in cities}, loaded
 
+        # Down after the restore: every city holds exactly the province's registry again, each version
+        # once (the digest's version sums: a change applied twice or skipped would differ).
+        registry = get_json(province.url, "/api/federation/digest", tenant="22", types=REGISTRY)
+        for tenant, city in cities.items():
+            wait_for(lambda c=city: get_json(c.url, "/api/federation/digest", tenant="22", types=REGISTRY)
+                     == registry, 90, f"the registry changed during the cut at {tenant}", 0.5)
         for tenant, city in cities.items():
             want = get_json(city.url, "/api/federation/digest", tenant=tenant, types=CLINICAL)
             assert want["total"] > 100
@@ -154,6 +168,12 @@ def test_province_and_three_cities(tmp_path, sim, pg_schema):
             assert peer["gaps"] == 0 and peer["conflicts"] == 0, (tenant, peer)
             assert peer["events_behind"] == 0
         assert status["stream_ingest"]["refused"] == 0
+        for tenant, city in cities.items():  # the province seen from each city: caught up, nothing behind
+            down = [p for p in get_json(city.url, "/api/federation/status")["peers"] if p["direction"] == "down"]
+            assert len(down) == 1 and down[0]["gaps"] == 0 and down[0]["duplicates_dropped"] == 0, (tenant, down)
+            wait_for(lambda c=city: [p for p in get_json(c.url, "/api/federation/status")["peers"]
+                                     if p["direction"] == "down"][0]["events_behind"] == 0, 30,
+                     f"{tenant} showing no lag behind the province")
 
         # A resident seen in 辽源 and in 通化 is one person at the province, within seconds.
         rid = make_resident_id("220402", date(1962, 3, 14), 317, "female")

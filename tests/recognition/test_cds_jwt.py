@@ -13,8 +13,10 @@ import httpx
 import pytest
 from joserfc import jwt
 from joserfc.jwk import ECKey, RSAKey
+from sqlalchemy import func, select
 
 from hutong.recognition.cdsauth import register_client
+from hutong.recognition.tables import recognition_offer
 from tests.recognition.helpers import CBC_ORDER, cbc_report, order, seed
 from tests.recognition.test_cdshooks_http import request
 
@@ -94,6 +96,9 @@ def test_signed_requests_from_a_registered_client(server, server_store, jwks_ser
             assert r.status_code == 401, (name, r.status_code, r.text)
             assert r.json()["resourceType"] == "OperationOutcome"
         assert c.post(url, json=body, headers={"Authorization": "Basic abc"}).status_code == 401
+        # the jti is recorded in the answer's own transaction: a refused (replayed) call wrote no offer
+        with server_store.read() as tx:
+            assert tx.conn.execute(select(func.count()).select_from(recognition_offer)).scalar() == 2
         # feedback with a token for the feedback URL
         fb_url = f"{url}/feedback"
         fb = {"feedback": [{"card": card["uuid"], "outcome": "accepted", "outcomeTimestamp": "2026-12-01T08:00:00Z"}]}

@@ -175,3 +175,63 @@ def test_mllp_listener_acks_each_message_in_order(store):
         linked = tx.read("DiagnosticReport", found["R-ML1"][0]).resource["subject"]
     assert [len(v) for v in found.values()] == [1, 0, 1]
     assert linked == {"reference": "Patient/pa"}
+
+
+def test_field_reads_the_parse_tree_as_the_library_does():
+    """``field`` reads python-hl7's tree directly; it answers what ``extract_field`` answers for every
+    field, repetition, component and subcomponent of real-looking messages (escapes included)."""
+    texts = [oru(), oru(pid3="A0001^^^hosp-a^MR", obx=["OBX|1|ST|N^注^L||a\\F\\b\\S\\c~第二行||||||F",
+                                                         "OBX|2|CWE|1^x&y&z^L^2^w^LN||A^B~C^D||||||F", "OBX|3|NM|"])]
+    checked = 0
+    for text in texts:
+        for seg in hl7v2.parse(text.replace("\r", "\r")):
+            for f in range(1, len(seg) + 1):
+                for rep in (1, 2, 3):
+                    for comp in (1, 2, 3, 4, 5, 6):
+                        for sub in (1, 2, 3):
+                            assert hl7v2.field(seg, f, rep, comp, sub) == hl7v2.library_field(seg, f, rep, comp, sub), \
+                                (str(seg[0]), f, rep, comp, sub)
+                            checked += 1
+    assert checked > 5000
+
+
+def test_oul_r22_groups_results_by_specimen(store):
+    """OUL^R22 is specimen first: SPM, the specimen's own OBX, then the orders on it. Each OBR is a
+    report on its specimen; two orders on one specimen share one Specimen; a specimen with results
+    but no order is refused and nothing is stored."""
+    seed(store)
+    head = ["MSH|^~\\&|LIS|hosp-a|HUTONG|JL|20261201083000+0800||OUL^R22^OUL_R22|OUL-1|P|2.5.1|||||CHN|UNICODE UTF-8",
+            f"PID|1||{RESIDENT_ID}^^^^NNCHN~A0001^^^hosp-a^MR||王^小明||19900307|M"]
+    serum = ["SPM|1|S-1||SER^Serum^HL70487|||||||||||||20261201070000",
+             "OBX|1|ST|HEMOLYSIS^溶血指数^L||无溶血||||||F",
+             "OBR|1||R22-CHEM|24325-3^肝功能^LN|||20261201080000",
+             "OBX|1|NM|1742-6^谷丙转氨酶^LN||88|U/L^^UCUM|9-50|H|||F",
+             "OBR|2||R22-LIPID|57698-3^血脂^LN|||20261201080000",
+             "OBX|1|NM|2093-3^总胆固醇^LN||4.2|mmol/L^^UCUM|<5.2|N|||F"]
+    blood = ["SPM|2|B-1||BLD^Whole blood^HL70487",
+             "OBR|3||R22-CBC|58410-2^血常规^LN|||20261201080000",
+             "OBX|1|NM|6690-2^白细胞计数^LN||6.5|10*9/L^^UCUM|3.5-9.5|N|||F"]
+    out = hl7v2.receive(store, "\r".join(head + serum + blood).encode())
+    assert out.code == "AA", out.ack
+    with store.read() as tx:
+        reps = {tx.read("DiagnosticReport", r).resource["identifier"][0]["value"]: tx.read("DiagnosticReport", r).resource
+                for r in out.reports}
+        assert set(reps) == {"R22-CHEM", "R22-LIPID", "R22-CBC"}
+        chem, lipid, cbc = reps["R22-CHEM"], reps["R22-LIPID"], reps["R22-CBC"]
+        assert chem["specimen"] == lipid["specimen"] != cbc["specimen"]  # one serum tube, one blood tube
+        serum_spec = tx.read("Specimen", chem["specimen"][0]["reference"].split("/")[1]).resource
+        assert serum_spec["type"]["coding"][0]["code"] == "SER"
+        assert serum_spec["collection"]["collectedDateTime"] == "2026-12-01T07:00:00+08:00"
+        assert tx.read("Specimen", cbc["specimen"][0]["reference"].split("/")[1]).resource["type"]["coding"][0]["code"] == "BLD"
+        # the specimen's own observation is a result of its first report
+        chem_obs = [tx.read("Observation", x["reference"].split("/")[1]).resource for x in chem["result"]]
+        assert [o["code"]["coding"][0]["code"] for o in chem_obs] == ["HEMOLYSIS", "1742-6"]
+        assert all(o["specimen"] == chem["specimen"][0] for o in chem_obs)
+        assert len(lipid["result"]) == 1 and len(cbc["result"]) == 1
+    assert count(store, "Specimen") == 2
+
+    before = {k: count(store, k) for k in ("DiagnosticReport", "Observation", "Specimen")}
+    orphan = head + ["SPM|1|S-9||SER^Serum^HL70487", "OBX|1|NM|1742-6^谷丙转氨酶^LN||50|U/L^^UCUM||N|||F"]
+    bad = hl7v2.receive(store, "\r".join(orphan).encode().replace(b"OUL-1", b"OUL-2"))
+    assert bad.code == "AE" and "without an order" in bad.error
+    assert {k: count(store, k) for k in before} == before

@@ -38,9 +38,10 @@ def test_interpret_inline_and_stored_reports(server, fhir):
             r = client.post("/api/report/interpret", json=bad)
             assert r.status_code == 400, (bad, r.status_code, r.text)
             assert r.json()["resourceType"] == "OperationOutcome"
+        # an HL7 v2 ORU with neither PID nor OBR (full ORU tests: tests/recognition/test_report_hl7v2.py)
         r = client.post("/api/report/interpret", content=b"MSH|^~\\&|LIS|H1|||20240501||ORU^R01|1|P|2.5\r",
                         headers={"content-type": "x-application/hl7-v2+er7"})
-        assert r.status_code == 415 and "HL7 v2" in r.text
+        assert r.status_code == 400 and "HL7 v2" in r.text and r.json()["resourceType"] == "OperationOutcome"
 
 
 def test_critical_value_reaches_the_doctor_and_is_acknowledged(server, server_store):

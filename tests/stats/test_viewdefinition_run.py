@@ -192,3 +192,32 @@ def test_the_operation_is_in_the_capability_statement(fhir):
     statement = fhir.get("/metadata").json()
     ops = [op for rest in statement["rest"] for op in rest.get("operation", [])]
     assert any(op["name"] == "viewdefinition-run" for op in ops)
+
+
+def test_format_in_the_query_string_wins_over_accept(fhir):
+    _seed(fhir)
+    body = _params({"name": "viewResource", "resource": PATIENT_VIEW})
+    r = fhir.post("/$viewdefinition-run?_format=csv", json=body, headers={"Accept": "application/x-ndjson"})
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"].startswith("text/csv")
+    assert list(csv.reader(io.StringIO(r.text)))[0][:2] == ["id", "gender"]
+
+    r = fhir.post("/$viewdefinition-run", params={"_format": "text/csv"}, json=body)
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv"), r.text
+
+    r = fhir.post("/$viewdefinition-run?_format=ndjson", json=body, headers={"Accept": "text/csv"})
+    assert r.status_code == 200 and r.headers["content-type"].startswith("application/x-ndjson"), r.text
+    assert sorted(orjson.loads(line)["id"] for line in r.text.splitlines()) == ["p1", "p2", "p3"]
+
+    r = fhir.post("/$viewdefinition-run?_format=parquet", json=body)
+    assert r.status_code == 200 and r.content[:4] == b"PAR1", r.text
+
+    # Accept alone still chooses when there is no _format
+    r = fhir.post("/$viewdefinition-run", json=body, headers={"Accept": "text/csv"})
+    assert r.headers["content-type"].startswith("text/csv")
+
+    # formats nobody produces are still refused, and only this operation speaks csv
+    r = fhir.post("/$viewdefinition-run?_format=xml", json=body)
+    assert r.status_code == 406 and r.json()["resourceType"] == "OperationOutcome"
+    r = fhir.get("/Patient/p1", params={"_format": "csv"})
+    assert r.status_code == 406
