@@ -12,6 +12,7 @@ from pathlib import Path
 from sqlalchemy import false, select
 
 from hutong.search.compartment import compartment_filter, compartment_types
+from hutong.search.fence import on_row
 from hutong.store.schema import resource as R
 
 CHUNK = 2000
@@ -29,16 +30,20 @@ def scope_types(level: str, types: list[str] | None, present: Iterable[str]) -> 
 
 
 def write_type(conn, res_type: str, path: Path, *, patients: list[str] | None = None, compartment: bool = False,
-               since_us: int | None = None, stop: Callable[[], bool] = lambda: False) -> int:
+               since_us: int | None = None, stop: Callable[[], bool] = lambda: False, fence=None) -> int:
     """Write the current resources of ``res_type`` to ``path`` as NDJSON; returns how many.
 
     ``compartment`` limits them to the Patient compartment (of ``patients``, or of every patient
-    when ``patients`` is None). An empty result leaves no file."""
+    when ``patients`` is None); ``fence`` is the job owner's visibility rules (``hutong/search/fence.py``).
+    An empty result leaves no file."""
     conds = [R.c.res_type == res_type, R.c.deleted == false()]
     if compartment:
         conds.append(compartment_filter("Patient", patients, [res_type]))
     if since_us is not None:
         conds.append(R.c.ts_us >= since_us)
+    visible = on_row(fence, res_type)
+    if visible is not None:
+        conds.append(visible)
     count, last = 0, ""
     with open(path, "wb") as fh:
         while not stop():

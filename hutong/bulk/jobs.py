@@ -27,6 +27,7 @@ from hutong.api.logs import log_background_failure
 from hutong.bulk.export import present_types, scope_types, write_type
 from hutong.core.clock import http_date, instant_now, now_us
 from hutong.core.errors import FhirError
+from hutong.search.fence import owner_fence
 from hutong.store.schema import metadata
 
 log = logging.getLogger("hutong.bulk")
@@ -250,6 +251,7 @@ class JobRunner:
                 cancelled = not self._still_mine(row.id)
             return cancelled
 
+        fence = owner_fence(self.store, row.owner)  # the owner's tenant and consent rules, as of now
         with self.store.read() as tx:
             patients = None
             if row.level == "group":
@@ -267,7 +269,8 @@ class JobRunner:
                     continue
                 self._progress(row.id, f"{n}/{len(types)} types")
                 count = write_type(tx.conn, res_type, folder / f"{res_type}.ndjson", patients=patients,
-                                   compartment=row.level != "system", since_us=row.since_us, stop=stop)
+                                   compartment=row.level != "system", since_us=row.since_us, stop=stop,
+                                   fence=fence)
                 if stop():
                     break
                 if count:

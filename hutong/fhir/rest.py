@@ -260,7 +260,7 @@ def _capabilities(call: Call) -> FhirResult:
 def _search_system(call: Call) -> FhirResult:
     if not call.req.query:
         raise FhirError(404, "not-supported", "GET on the base needs search parameters (or _type)")
-    return _search(call.tx, None, call.req, call.base_url)
+    return _search(call.tx, None, call.req, call.base_url, fence=call.fence)
 
 
 def _history_system(call: Call) -> FhirResult:
@@ -268,11 +268,12 @@ def _history_system(call: Call) -> FhirResult:
 
 
 def _search_type(call: Call) -> FhirResult:
-    return _search(call.tx, call.res_type, call.req, call.base_url)
+    return _search(call.tx, call.res_type, call.req, call.base_url, fence=call.fence)
 
 
 def _search_compartment(call: Call) -> FhirResult:
-    return _search(call.tx, call.params["comp"], call.req, call.base_url, compartment=(call.res_type, call.res_id))
+    return _search(call.tx, call.params["comp"], call.req, call.base_url, compartment=(call.res_type, call.res_id),
+                   fence=call.fence)
 
 
 def _create(call: Call) -> FhirResult:
@@ -442,13 +443,14 @@ def summary_options(query: list[tuple[str, str]]) -> tuple[str | None, list[str]
     return summary, elements
 
 
-def _search(tx: Tx, res_type: str | None, req: FhirRequest, base_url: str, compartment=None) -> FhirResult:
+def _search(tx: Tx, res_type: str | None, req: FhirRequest, base_url: str, compartment=None, fence=None) -> FhirResult:
     tx.flush()
     strict = "handling=strict" in (req.header("prefer") or "").replace(" ", "")
     params = [(k, v) for k, v in req.query if k not in ("_format", "_pretty")]
     if isinstance(req.body, list):
         params.extend(req.body)
-    bundle = tx.store.index.search(tx, res_type, params, base_url=base_url, strict=strict, compartment=compartment)
+    bundle = tx.store.index.search(tx, res_type, params, base_url=base_url, strict=strict, compartment=compartment,
+                                   fence=fence)
     return FhirResult(200, bundle)
 
 

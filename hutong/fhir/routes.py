@@ -56,6 +56,9 @@ class Call:
     tx: Tx | None = None
     #: The node's route table, for handlers that run other interactions (Bundles).
     routes: RouteTable | None = None
+    #: The caller's visibility rules (city tenant, consent), set by the policy when it authorises the
+    #: call; searches, ``$everything`` and exports apply it inside their SQL (``hutong/search/fence.py``).
+    fence: object = None
 
     @property
     def res_type(self) -> str | None:

@@ -18,6 +18,7 @@ from hutong.core.clock import instant_now
 from hutong.core.errors import FhirError
 from hutong.search import linked as linked_ids
 from hutong.search.compartment import compartment_filter, compartment_pairs, resource_types
+from hutong.search.fence import on_row
 from hutong.search.index import decode_cursor, encode_cursor
 from hutong.search.query import bad, parse_date
 from hutong.search.tables import sp_reference
@@ -41,8 +42,9 @@ def _since(value: str | None, name: str = "_since") -> int | None:
     return parse_date(value, name)[0]
 
 
-def everything(tx, patient_id: str | None, query: dict[str, str], base_url: str, settings) -> dict:
-    """Patient/$everything as a searchset Bundle paged by a keyset cursor over (type, id)."""
+def everything(tx, patient_id: str | None, query: dict[str, str], base_url: str, settings, fence=None) -> dict:
+    """Patient/$everything as a searchset Bundle paged by a keyset cursor over (type, id) (``fence``: the
+    caller's visibility rules, ``hutong/search/fence.py``)."""
     if patient_id is not None and tx.read("Patient", patient_id) is None:
         raise FhirError(404, "not-found", f"Patient/{patient_id} is not known")
     try:
@@ -60,11 +62,14 @@ def everything(tx, patient_id: str | None, query: dict[str, str], base_url: str,
     record_source: dict[str, str] = {}
     if patient_id is not None:
         ids = linked_ids.linked_ids(tx.conn, patient_id) if _linked_mode(query.get("linked")) else [patient_id]
-        rows, more, sources = _everything_one(tx.conn, ids, types, since, last, count)
+        rows, more, sources = _everything_one(tx.conn, ids, types, since, last, count, fence)
         if len(ids) > 1:
             record_source = _record_sources(tx.conn, ids)
     else:
         conds = [R.c.deleted == false(), compartment_filter("Patient", None, types)]
+        visible = on_row(fence, None)
+        if visible is not None:
+            conds.append(visible)
         if since is not None:
             conds.append(R.c.ts_us >= since)
         if last:
@@ -126,7 +131,7 @@ def _record_sources(conn, patient_ids: list[str]) -> dict[str, str]:
     return out
 
 
-def _everything_one(conn, patient_ids: list[str], types, since, last, count: int):
+def _everything_one(conn, patient_ids: list[str], types, since, last, count: int, fence=None):
     """The compartments of ``patient_ids`` from the reverse reference index (one range scan each), paged by
     (type, id); also returns, per resource, the record (of ``patient_ids``) it belongs to."""
     pairs = set(compartment_pairs("Patient"))
@@ -151,6 +156,9 @@ def _everything_one(conn, patient_ids: list[str], types, since, last, count: int
         found = {}
         for rt, ids in by_type.items():
             conds = [R.c.res_type == rt, R.c.res_id.in_(ids), R.c.deleted == false()]
+            visible = on_row(fence, rt)
+            if visible is not None:
+                conds.append(visible)
             if since is not None:
                 conds.append(R.c.ts_us >= since)
             for a, b, c in conn.execute(select(R.c.res_type, R.c.res_id, R.c.content).where(*conds)):

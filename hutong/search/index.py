@@ -18,6 +18,7 @@ from hutong.core.clock import instant_now
 from hutong.core.errors import FhirError, Issue, operation_outcome
 from hutong.search import linked, near
 from hutong.search.extract import extract
+from hutong.search.fence import on_row
 from hutong.search.params import RESULT_PARAMS, Registry, registry
 from hutong.search.query import Part, Planner, UnknownParam, bad, pcond, split_values
 from hutong.search.tables import ALL_TABLES, sp_reference
@@ -150,8 +151,8 @@ class SearchIndex:
                     inner=inner, dcol=dcol, pushdown=not exprs)
 
     def _conditions(self, res_type: str | None, types: list[str] | None, filters, strict: bool, base_url: str,
-                    issues: list[Issue], extra=None):
-        planner = Planner(self.reg, base_url, self.max_chain_depth)
+                    issues: list[Issue], extra=None, fence=None):
+        planner = Planner(self.reg, base_url, self.max_chain_depth, fence=fence)
         if res_type is not None:
             parts = []
             for name, raw in filters:
@@ -161,8 +162,14 @@ class SearchIndex:
                     self._unknown(exc, strict, issues)
             if extra is not None:
                 parts.append(extra)
+            visible = on_row(fence, res_type)
+            if visible is not None:  # the caller's fence, on the resource row itself (hutong/search/fence.py)
+                parts.append(Part(None, expr=visible, rank=9))
             return self._plan(res_type, parts)
         conds = [R.c.deleted == false()]
+        visible = on_row(fence, None)
+        if visible is not None:
+            conds.append(visible)
         if types:
             per_type = {t: [] for t in types}
             for name, raw in filters:
@@ -227,8 +234,9 @@ class SearchIndex:
 
     # ------------------------------------------------------------------ search
     def search(self, tx, res_type: str | None, params: list[tuple[str, str]], *, base_url: str, strict: bool,
-               compartment: tuple[str, str] | None = None) -> dict:
-        """A searchset Bundle for a type, system or compartment search."""
+               compartment: tuple[str, str] | None = None, fence=None) -> dict:
+        """A searchset Bundle for a type, system or compartment search (``fence``: the caller's visibility
+        rules, applied inside the SQL of matches, includes, chains and ``_has``; ``hutong/search/fence.py``)."""
         conn = tx.conn
         settings = getattr(getattr(tx, "store", None), "settings", None)
         default_count = getattr(settings, "default_count", 50)
@@ -252,8 +260,9 @@ class SearchIndex:
         raw_near = near.applies(res_type, filters, opts)
         if raw_near is not None:  # IHE mCSD Location Distance: sorted by distance, distance on each entry
             return near.distance_search(self, tx, res_type, params, filters, opts, raw_near, base_url=base_url,
-                                        strict=strict, issues=issues, compartment=compartment, extra=extra)
-        plan = self._conditions(res_type, types, filters, strict, base_url, issues, extra)
+                                        strict=strict, issues=issues, compartment=compartment, extra=extra,
+                                        fence=fence)
+        plan = self._conditions(res_type, types, filters, strict, base_url, issues, extra, fence)
         conds, driven = plan.conds, plan.driven
 
         planner = Planner(self.reg, base_url, self.max_chain_depth)
@@ -327,7 +336,7 @@ class SearchIndex:
             if rows and has_prev:
                 links.append({"relation": "previous", "url": link(encode_cursor(_jsonable(page_keys[0]), True))})
             if opts["include"] or opts["revinclude"]:
-                entries.extend(self._includes(conn, matches, opts, base_url, issues))
+                entries.extend(self._includes(conn, matches, opts, base_url, issues, fence))
             if opts["total"] == "accurate" or opts["total"] is None:
                 if not opts["cursor"] and not more:
                     total = len(rows)
@@ -509,7 +518,8 @@ class SearchIndex:
         return opts
 
     # ------------------------------------------------------------------ _include / _revinclude
-    def _includes(self, conn, matches: list[dict], opts: dict, base_url: str, issues: list[Issue]) -> list[dict]:
+    def _includes(self, conn, matches: list[dict], opts: dict, base_url: str, issues: list[Issue],
+                  fence=None) -> list[dict]:
         seen = {(m["resourceType"], m["id"]) for m in matches}
         out: list[dict] = []
         frontier = matches
@@ -532,7 +542,7 @@ class SearchIndex:
             if len(seen) + len(found) > MAX_INCLUDES:
                 issues.append(Issue("warning", "too-costly", f"included resources were limited to {MAX_INCLUDES}"))
                 found = dict(list(found.items())[: max(0, MAX_INCLUDES - len(seen))])
-            frontier = self._load(conn, list(found))
+            frontier = self._load(conn, list(found), fence)
             for res in frontier:
                 seen.add((res["resourceType"], res["id"]))
                 out.append({
@@ -591,14 +601,17 @@ class SearchIndex:
         return [(a, b) for a, b in conn.execute(stmt)]
 
     @staticmethod
-    def _load(conn, keys: list[tuple[str, str]]) -> list[dict]:
+    def _load(conn, keys: list[tuple[str, str]], fence=None) -> list[dict]:
         by_type: dict[str, list[str]] = {}
         for t, i in keys:
             by_type.setdefault(t, []).append(i)
         out = []
         for t, ids in by_type.items():
+            visible = on_row(fence, t)
             for i in range(0, len(ids), 500):
                 stmt = select(R.c.content).where(R.c.res_type == t, R.c.res_id.in_(ids[i : i + 500]), R.c.deleted == false())
+                if visible is not None:
+                    stmt = stmt.where(visible)
                 out.extend(orjson.loads(row[0]) for row in conn.execute(stmt))
         return out
 

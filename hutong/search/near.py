@@ -47,7 +47,7 @@ def applies(res_type: str | None, filters: list[tuple[str, str]], opts: dict) ->
 
 
 def distance_search(index, tx, res_type: str, params, filters, opts, raw_near: str, *, base_url: str,
-                    strict: bool, issues: list, compartment=None, extra=None) -> dict:
+                    strict: bool, issues: list, compartment=None, extra=None, fence=None) -> dict:
     """The searchset Bundle of a distance search (see the module docstring)."""
     from hutong.search.index import decode_cursor, encode_cursor, summarize
 
@@ -59,7 +59,7 @@ def distance_search(index, tx, res_type: str, params, filters, opts, raw_near: s
     t = sp_composite.alias()
     box = select(t.c.res_id).where(t.c.res_type == "Location", pcond(t, p), planner.near_cond(raw_near, "near", t, 1.02))
     others = [(n, v) for n, v in filters if n != "near"]
-    plan = index._conditions(res_type, None, others, strict, base_url, issues, extra)
+    plan = index._conditions(res_type, None, others, strict, base_url, issues, extra, fence)
     conds = list(plan.conds) + [Part(box, rank=2).in_form(R.c.res_id)]
     t2 = sp_composite.alias()
     stmt = (select(R.c.res_id, t2.c.c2_lo, t2.c.c3_lo)
@@ -112,7 +112,7 @@ def distance_search(index, tx, res_type: str, params, filters, opts, raw_near: s
             last_id, last_d = page[-1]
             links.append({"relation": "next", "url": link(encode_cursor([last_d, last_id], False))})
         if opts["include"] or opts["revinclude"]:
-            entries.extend(index._includes(conn, matches, opts, base_url, issues))
+            entries.extend(index._includes(conn, matches, opts, base_url, issues, fence))
     bundle: dict = {"resourceType": "Bundle", "id": str(uuid.uuid4()), "meta": {"lastUpdated": instant_now()},
                     "type": "searchset", "total": total, "link": links}
     if issues:

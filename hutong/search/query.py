@@ -18,6 +18,7 @@ from sqlalchemy import and_, false, func, literal, literal_column, not_, or_, se
 
 from hutong.core.errors import FhirError
 from hutong.search.extract import CASE_INSENSITIVE_SYSTEMS, code_key, parse_reference
+from hutong.search.fence import visible_ids
 from hutong.search.params import Param, Registry
 from hutong.search.tables import (
     sp_composite,
@@ -258,6 +259,9 @@ class Planner:
     #: Chains (``subject.organization.name``) and ``_has`` deeper than this are refused with 400: each
     #: level is a nested sub-select, and SQLite's parser overflows its stack on deep nesting.
     max_depth: int = 4
+    #: The caller's visibility rules (``hutong/search/fence.py``): a chain's targets and a ``_has``'s
+    #: sources must be visible too, or a hidden resource could be probed through them.
+    fence: object = None
 
     # public -----------------------------------------------------------------------------------------
     def filter(self, res_type: str, id_col, name: str, raw: str):
@@ -444,7 +448,9 @@ class Planner:
         for tt in targets:
             if inner_code.startswith("_has") or self.reg.get(tt, inner_code) is not None:
                 inner = self.filter(tt, t.c.target_id, chain, raw)
-                sels.append(select(t.c.res_id).where(t.c.res_type == res_type, pcond(t, param), t.c.target_type == tt, inner))
+                visible = visible_ids(self.fence, tt, t.c.target_id)
+                sels.append(select(t.c.res_id).where(t.c.res_type == res_type, pcond(t, param), t.c.target_type == tt, inner,
+                                                     *([visible] if visible is not None else [])))
         if not sels:
             raise UnknownParam(name, f"none of {', '.join(targets)} has a search parameter {inner_code!r}")
         if len(sels) == 1:
@@ -465,8 +471,10 @@ class Planner:
             raise bad(f"{name}: {src_type} has no reference parameter {ref_code}", name)
         t = sp_reference.alias()
         inner = self.filter(src_type, t.c.res_id, rest, raw)
+        visible = visible_ids(self.fence, src_type, t.c.res_id)
         return select(t.c.target_id).where(
-            t.c.res_type == src_type, pcond(t, ref), t.c.target_type == res_type, inner
+            t.c.res_type == src_type, pcond(t, ref), t.c.target_type == res_type, inner,
+            *([visible] if visible is not None else [])
         )
 
     def composite_cond(self, param: Param, raw: str, name: str, t=sp_composite):

@@ -14,7 +14,7 @@ from hutong.search.lastn import lastn
 
 def _everything(call: Call) -> FhirResult:
     query = dict(call.req.query)
-    return FhirResult(200, everything(call.tx, call.res_id, query, call.base_url, call.store.settings))
+    return FhirResult(200, everything(call.tx, call.res_id, query, call.base_url, call.store.settings, call.fence))
 
 
 def _lastn(call: Call) -> FhirResult:

@@ -7,11 +7,13 @@ from hutong.security.middleware import SecurityLayer
 
 
 def _startup(node) -> None:
+    from hutong.security.scoping import install
     from hutong.security.service import security_of
     from hutong.security.startup import check_production
 
     check_production(node.settings)
     security_of(node).start()
+    install()  # export jobs get their owner's tenant and consent fence
 
 
 def _shutdown(node) -> None:

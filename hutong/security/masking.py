@@ -91,3 +91,39 @@ def mask_body(body):
         if changed:
             return {**doc, "entry": entries}
     return None
+
+
+#: Keys of capability API answers (``/api/mpi``, ``/api/card``, ``/api/consult``, ``/api/share``) that hold a
+#: resident ID number, a phone or a name, and how each is masked.
+_ANSWER_KEYS = {
+    "id_number": mask_resident_id, "resident_id": mask_resident_id, "idcard": mask_resident_id,
+    "phone": mask_phone, "mobile": mask_phone, "telephone": mask_phone,
+    "name": mask_name, "patient_name": mask_name, "full_name": mask_name, "resident_name": mask_name,
+}
+
+
+def mask_answer(caller: Caller, answer):
+    """A capability API answer (dicts, lists, FHIR resources inside) with resident ID numbers, phones and
+    names masked when ``caller``'s role does not need them (``masks``); unchanged otherwise. Only the keys
+    of ``_ANSWER_KEYS`` holding strings, and person resources, are touched; the answer is not modified
+    in place."""
+    if not masks(caller):
+        return answer
+    return _mask_any(answer)
+
+
+def _mask_any(value):
+    if isinstance(value, list):
+        return [_mask_any(v) for v in value]
+    if not isinstance(value, dict):
+        return value
+    if value.get("resourceType") in PERSON_TYPES:
+        return mask_person(value)
+    out = {}
+    for key, item in value.items():
+        fn = _ANSWER_KEYS.get(key)
+        if fn is not None and isinstance(item, str) and item:
+            out[key] = fn(item)
+        else:
+            out[key] = _mask_any(item)
+    return out

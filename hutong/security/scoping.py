@@ -12,6 +12,11 @@
   care relationship (a workstation opening, a card scan at their institution — ``share_care``) or by
   breaking the glass (``X-Hutong-Break-Glass: <reason>``), which is recorded and flagged for review.
   A doctor's search must name the patient.
+- **City tenants** (``hutong/security/tenancy.py``) and **consent** (``hutong/security/consent.py``) are
+  fences: SQL conditions the search layer adds to every query of the call (``call.fence``,
+  ``hutong/search/fence.py``); a read by id of a fenced-off resource answers 404.
+- **Guardians**: a resident's compartment includes the dependants whose cards they manage (the card's
+  guardian relation, ``card_card.guardian_card``).
 """
 
 from __future__ import annotations
@@ -60,6 +65,7 @@ def narrow(caller: Caller, permission: str, call) -> None:
         _resident(caller, call)
     elif _is_person(caller, "clinician"):
         _clinician(caller, call)
+    _fence(caller, call)
 
 
 # ---------------------------------------------------------------------------------------------- writes
@@ -96,13 +102,20 @@ def _current(call) -> dict | None:
 
 
 # ---------------------------------------------------------------------------------------------- residents
-def resident_patients(caller: Caller) -> frozenset[str]:
-    """The Patients a resident may see: themselves (dependants: see docs/security.md)."""
-    return frozenset({caller.patient}) if caller.patient else frozenset()
+def resident_patients(caller: Caller, store=None, conn=None) -> frozenset[str]:
+    """The Patients a resident may see: themselves and the dependants they manage (the card's guardian
+    relation: active cards whose ``guardian_card`` is one of the resident's own active cards)."""
+    if not caller.patient:
+        return frozenset()
+    if store is None and conn is None:
+        return frozenset({caller.patient})
+    from hutong.security.guardians import dependants
+
+    return frozenset({caller.patient, *dependants(store, caller.patient, conn)})
 
 
 def _resident(caller: Caller, call) -> None:
-    mine = resident_patients(caller)
+    mine = resident_patients(caller, call.store, call.tx.conn if call.tx is not None else None)
     if not mine:
         raise FhirError(403, "forbidden", "this resident account is not linked to a patient record")
     name = call.interaction.name
@@ -234,3 +247,104 @@ def _in_care(call, caller: Caller, patient: str) -> bool:
     except ImportError:  # a node without the shared record has no care relationships to consult
         return False
     return has_care_relationship(call.store, caller.client_id, patient)
+
+
+# ---------------------------------------------------------------------------------------------- fences
+#: What a city-tenant caller may do (each applies the fence); other operations would read around it.
+_FENCED_NAMES = frozenset({"read", "vread", "history-instance", "search-type", "search-system", "create", "update",
+                           "patch", "delete", "capabilities", "batch", "transaction", "validate"})
+_FENCED_OPERATIONS = frozenset({"everything", "export", "export-status", "export-file", "export-poll-status",
+                                "validate", "docref"})
+_INSTANCE_NAMES = frozenset({"read", "vread", "history-instance", "update", "patch", "delete"})
+
+
+def _fence(caller: Caller, call) -> None:
+    """Set ``call.fence`` (city tenant, consent) and check a call on one resource against it (404)."""
+    from hutong.security.consent import RULES
+
+    store = call.store
+    name = call.interaction.name
+    op = call.interaction.operation
+    type_ = call.res_type or call.interaction.fixed_type
+    if type_ == "Consent" and name in ("create", "update", "patch", "delete"):
+        RULES.touched(store)
+    tx = call.tx
+    if tx is not None:
+        return _fence_in(caller, call, tx.conn, name, op, type_)
+    from contextlib import ExitStack
+
+    with ExitStack() as stack:  # most calls need no query here: open a connection only when one is asked
+        return _fence_in(caller, call, _LazyConn(store, stack), name, op, type_)
+
+
+class _LazyConn:
+    """A read connection opened on its first ``execute`` (the hot read path of a province caller without
+    consent rules to reload never opens one)."""
+
+    def __init__(self, store, stack):
+        self._store, self._stack, self._conn = store, stack, None
+
+    def execute(self, *args, **kwargs):
+        if self._conn is None:
+            self._conn = self._stack.enter_context(self._store.read(snapshot=False)).conn
+        return self._conn.execute(*args, **kwargs)
+
+
+def _fence_in(caller: Caller, call, conn, name: str, op: str | None, type_: str | None) -> None:
+    from hutong.search.fence import combine, is_visible
+    from hutong.security.consent import consent_fence
+    from hutong.security.tenancy import tenant_fence
+
+    store = call.store
+    city = tenant_fence(caller, store, conn)
+    own = resident_patients(caller, store, conn) if _is_person(caller, "resident") else frozenset()
+    fence = combine(city, consent_fence(caller, store, conn, own))
+    if fence is None:
+        return
+    call.fence = fence
+    op_name = op or call.interaction.pattern.split("/", 1)[0].lstrip("$")
+    if city is not None and name not in _FENCED_NAMES and (name != "operation" or op_name not in _FENCED_OPERATIONS):
+        raise FhirError(403, "forbidden", "this interaction is not available to a city tenant's caller "
+                        "(it would read past the city's fence)")
+    if name in ("history-type", "history-system"):
+        raise FhirError(403, "forbidden", "history across resources is not available to a caller whose view is "
+                        "limited (city tenant or a resident's consent): read the history of one resource")
+    if city is not None and op == "export" and owner_fence(store, caller.client_id) is None:
+        raise FhirError(403, "forbidden", "a city tenant exports with a registered client (its job keeps the city's fence)")
+    res_id = call.res_id
+    if not res_id or not type_:
+        return
+    if name in _INSTANCE_NAMES or op in ("everything", "export") or _compartment(call):
+        if not is_visible(conn, fence, type_, res_id):
+            raise FhirError(404, "not-found", f"{type_}/{res_id} is not known")
+
+
+def owner_fence(store, owner: str):
+    """The fence of an export job's owner, from its registration as it is now (a client or an account)."""
+    from sqlalchemy import select
+
+    from hutong.search.fence import combine
+    from hutong.security.consent import consent_fence
+    from hutong.security.tables import security_client, security_user
+    from hutong.security.tenancy import tenant_fence
+
+    with store.read(snapshot=False) as tx:
+        row = tx.conn.execute(select(security_client.c.institution, security_client.c.tenant)
+                              .where(security_client.c.client_id == owner)).first()
+        patient = None
+        if row is None:
+            row = tx.conn.execute(select(security_user.c.institution, security_user.c.tenant, security_user.c.patient)
+                                  .where(security_user.c.username == owner)).first()
+            patient = row.patient if row is not None else None
+        if row is None:
+            return None
+        who = Caller(client_id=owner, institution=row.institution, tenant=row.tenant, patient=patient, auth="token")
+        own = resident_patients(who, store, tx.conn) if patient else frozenset()
+        return combine(tenant_fence(who, store, tx.conn), consent_fence(who, store, tx.conn, own))
+
+
+def install() -> None:
+    """Hand the search layer the owner-fence resolver (export jobs run after their request)."""
+    from hutong.search.fence import register_owner_fence
+
+    register_owner_fence(owner_fence)

@@ -254,7 +254,8 @@ def find_documents(call: Call) -> FhirResult:
         ids = _creation_ids(call, creation)
         out.append(("_id", ",".join(ids) if ids else "-none-"))
     strict = "handling=strict" in (call.req.header("prefer") or "").replace(" ", "")
-    bundle = call.store.index.search(call.tx, "DocumentReference", out, base_url=call.base_url, strict=strict)
+    bundle = call.store.index.search(call.tx, "DocumentReference", out, base_url=call.base_url, strict=strict,
+                                     fence=call.fence)
     return FhirResult(200, bundle)
 
 
