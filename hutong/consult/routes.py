@@ -286,7 +286,7 @@ def post_message(item: str, body: Message, request: Request, caller: Caller = De
 
 
 @router.get("/api/consult/items/{item}/messages", summary="消息列表（轮询：after=上次最后一条的序号）")
-def get_messages(item: str, request: Request, after: int = Query(0, ge=0),
+def get_messages(item: str, request: Request, after: int = Query(0, ge=0, le=2**62),
                  caller: Caller = Depends(permit("consult.message"))):
     row = _row(request, item)
     may_see(request, caller, row)
@@ -294,7 +294,7 @@ def get_messages(item: str, request: Request, after: int = Query(0, ge=0),
 
 
 @router.get("/api/consult/items/{item}/events", summary="实时消息（server-sent events；Last-Event-ID 续传）")
-def events(item: str, request: Request, after: int = Query(0, ge=0),
+def events(item: str, request: Request, after: int = Query(0, ge=0, le=2**62),
            last_event_id: str | None = Header(None, max_length=20),
            caller: Caller = Depends(permit("consult.message"))):
     row = _row(request, item)
@@ -352,7 +352,7 @@ def queue(request: Request, hospital: str | None = Query(None, max_length=80),
 
 
 @router.get("/api/consult/notices", summary="我的通知（after=上次最后一条的序号）")
-def my_notices(request: Request, after: int = Query(0, ge=0), caller: Caller = Depends(permit("consult.read"))):
+def my_notices(request: Request, after: int = Query(0, ge=0, le=2**62), caller: Caller = Depends(permit("consult.read"))):
     store = request.app.state.store
     out = []
     for actor in sorted(actors_of(request, caller)):

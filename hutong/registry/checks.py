@@ -24,10 +24,12 @@ TITLES: dict[str, str] = {
 #: Roles beyond titles (``PractitionerRole.code`` in the role system).
 ROLES: dict[str, str] = {"online-consultation": "医生在线", "pharmacist": "药师"}
 
-# A generous box around Jilin (WGS-84): a position outside it is a typo or an unconverted GCJ-02/BD-09
-# pair with latitude and longitude swapped, not a clinic of this province.
-_LAT = (38.0, 48.0)
-_LON = (119.0, 134.0)
+# China's extent (WGS-84). A position is not refused for lying outside the province — a registry
+# also holds referral hospitals elsewhere, and test data (Synthea) lies in Massachusetts — but a pair
+# whose latitude would be a Chinese longitude and whose longitude a Chinese latitude is latitude and
+# longitude swapped, the common slip when coordinates are copied from a Chinese map service.
+_CHINA_LAT = (3.0, 54.0)
+_CHINA_LON = (73.0, 136.0)
 
 
 def _error(diagnostics: str, expression: str) -> Issue:
@@ -76,7 +78,7 @@ def check_organization(res: dict) -> list[Issue]:
 
 
 def check_location(res: dict) -> list[Issue]:
-    """Division code of the location or its address, position inside the province (WGS-84)."""
+    """Division code of the location or its address; a position with latitude and longitude swapped."""
     issues = _divisions(res, "Location", res.get("extension"))
     addr = res.get("address")
     if isinstance(addr, dict):
@@ -84,12 +86,13 @@ def check_location(res: dict) -> list[Issue]:
     pos = res.get("position")
     if isinstance(pos, dict):
         lat, lon = pos.get("latitude"), pos.get("longitude")
-        if isinstance(lat, int | float) and not _LAT[0] <= lat <= _LAT[1]:
-            issues.append(_error(f"纬度不在本省范围（WGS-84）/ latitude {lat} is outside the province (WGS-84; "
-                                 "convert GCJ-02/BD-09 first)", "Location.position.latitude"))
-        if isinstance(lon, int | float) and not _LON[0] <= lon <= _LON[1]:
-            issues.append(_error(f"经度不在本省范围（WGS-84）/ longitude {lon} is outside the province (WGS-84; "
-                                 "convert GCJ-02/BD-09 first)", "Location.position.longitude"))
+        if isinstance(lat, int | float) and isinstance(lon, int | float):
+            if not -90 <= lat <= 90:
+                issues.append(_error(f"纬度超出范围 / latitude {lat} is not between -90 and 90 (latitude and longitude "
+                                     "swapped?)", "Location.position.latitude"))
+            elif _CHINA_LON[0] <= lat <= _CHINA_LON[1] and _CHINA_LAT[0] <= lon <= _CHINA_LAT[1]:
+                issues.append(_error(f"经纬度疑似颠倒 / latitude {lat} and longitude {lon} look swapped (WGS-84 "
+                                     "latitude first; convert GCJ-02/BD-09 first)", "Location.position.latitude"))
     return issues
 
 

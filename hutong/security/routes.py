@@ -182,7 +182,7 @@ def audit_search(request: Request, caller: Caller = Depends(permit("audit.read")
                  action: Literal["C", "R", "U", "D", "E"] | None = None,
                  since: str | None = Query(None, description="FHIR instant or date"),
                  until: str | None = Query(None), break_glass: bool | None = None,
-                 count: int = Query(100, ge=1, le=1000), offset: int = Query(0, ge=0)):
+                 count: int = Query(100, ge=1, le=1000), offset: int = Query(0, ge=0, le=1_000_000)):
     node = request.app.state.node
     security_of(node).audit.drain()
     events = audit.search(node.store, patient=patient, agent=agent, institution=institution, action=action,

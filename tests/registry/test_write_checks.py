@@ -38,13 +38,15 @@ def test_unknown_division_and_level_codes_are_refused_on_update_and_patch(fhir):
     assert now["meta"]["versionId"] == "1" and now["type"][2]["coding"][0]["code"] == "1A"
 
 
-def test_location_outside_the_province_and_bad_practitioner_codes_are_refused(fhir):
+def test_swapped_positions_and_bad_practitioner_codes_are_refused(fhir):
     assert fhir.put("/Organization/o-loc", json=organization("o-loc", "位置医院", "220102")).status_code in (200, 201)
-    # A GCJ-02 pair typed with latitude and longitude swapped lands far outside Jilin.
+    # A pair typed with latitude and longitude swapped (the common slip copying from a map service).
     swapped = location("l-bad", "o-loc", 125.3245, 43.8868)
     _refused(fhir.put("/Location/l-bad", json=swapped), "Location.position.latitude")
     assert fhir.get("/Location/l-bad").status_code in (404, 410)
     assert fhir.put("/Location/l-ok", json=location("l-ok", "o-loc", 43.8868, 125.3245)).status_code == 201
+    # A referral hospital outside the province is a valid position (and so is test data from abroad).
+    assert fhir.put("/Location/l-bj", json=location("l-bj", "o-loc", 39.9042, 116.4074)).status_code == 201
     doc = {"resourceType": "Practitioner", "name": [{"text": "王医生"}],
            "identifier": [{"system": vocab.LICENSE, "value": "110220000012345"}],
            "qualification": [{"code": {"coding": [{"system": vocab.TITLE, "code": "professor"}]}}]}

@@ -46,14 +46,36 @@ def server_process(settings, workers: int = 2, **extra):
         log.close()
 
 
+def _wait_port_free(port: int, seconds: float = 20) -> None:
+    """Wait until ``port`` can be bound again: processes of a server killed a moment ago may still be
+    exiting (on a loaded machine), and a restart on the same port would then fail to bind."""
+    import socket
+
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        with socket.socket() as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                s.bind(("127.0.0.1", port))
+                return
+            except OSError:
+                time.sleep(0.2)
+
+
 def start(settings, port: int, workers: int, log, **extra) -> subprocess.Popen:
     Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
+    _wait_port_free(port)
     proc = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "hutong.api.asgi:app", "--host", "127.0.0.1", "--port", str(port),
          "--workers", str(workers), "--log-level", "warning", "--no-access-log",
          "--http", "hutong.api.protocol:GuardedHttpToolsProtocol"],
         env=server_env(settings, **extra), cwd=REPO, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    wait_ready(f"http://127.0.0.1:{port}", proc)
+    try:
+        wait_ready(f"http://127.0.0.1:{port}", proc)
+    except RuntimeError as exc:  # say why: the server's own last words
+        log.flush()
+        tail = Path(log.name).read_bytes()[-3000:].decode("utf-8", "replace") if hasattr(log, "name") else ""
+        raise RuntimeError(f"{exc}; server log ends:\n{tail}") from None
     return proc
 
 
