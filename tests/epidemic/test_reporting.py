@@ -27,7 +27,10 @@ def _card(**over) -> dict:
         "disease": "covid19", "classification": "confirmed", "patient_name": "张三", "sex": "male",
         "birth_date": "1980-05-06", "resident_id": RID, "phone": "13900000000",
         "onset_date": (now - timedelta(days=2)).date().isoformat(),
-        "diagnosis_time": (now - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M"),
+        # an hour ago, but never yesterday: "new today" is counted by the Asia/Shanghai day, and from
+        # 16:00 to 17:00 UTC an hour ago was yesterday in Shanghai
+        "diagnosis_time": max(now - timedelta(hours=1), now.replace(hour=0, minute=0, second=0, microsecond=0))
+                          .strftime("%Y-%m-%dT%H:%M"),
         "address_division": "220102", "address_text": "南关区某街道", "institution": "h1", "doctor": "李医生",
     }
     base.update(over)
