@@ -52,7 +52,9 @@ def wants_html(accept: str) -> bool:
     return js < 0 or html < js
 
 
-def _locale(scope) -> str:
+def scope_locale(scope) -> str:
+    """The language of the request in an ASGI ``scope`` (``?lang=``, the cookie, ``Accept-Language``),
+    negotiated as the renderer does."""
     headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope.get("headers") or []}
     query = parse_qs((scope.get("query_string") or b"").decode("latin-1"))
     cookie = None
@@ -69,7 +71,7 @@ def error_page(scope, status: int, diagnostics: str | None) -> bytes:
     """The HTML of the error page for ``status`` (public layout, the request's language)."""
     from hutong.web.render import LAYOUTS, environment
 
-    locale = _locale(scope)
+    locale = scope_locale(scope)
     heading, explanation = _HEADINGS.get(status, _SERVER if status >= 500 else _HEADINGS[400])
     layout, audience_name, _home = LAYOUTS["public"]
     with i18n.use_locale(locale):

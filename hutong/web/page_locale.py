@@ -7,33 +7,8 @@ renderer does (``?lang=``, the ``hutong_lang`` cookie, ``Accept-Language``)."""
 
 from __future__ import annotations
 
-from http.cookies import SimpleCookie
-from urllib.parse import parse_qs
-
 from hutong.web import i18n
-from hutong.web.errors import is_page_path
-
-
-def scope_locale(scope) -> str:
-    """The language of the request in an ASGI ``scope``."""
-    cookie_header = accept_language = ""
-    for k, v in scope.get("headers") or []:
-        if k == b"cookie":
-            cookie_header = v.decode("latin-1")
-        elif k == b"accept-language":
-            accept_language = v.decode("latin-1")
-    cookie = None
-    if cookie_header:
-        jar = SimpleCookie()
-        try:
-            jar.load(cookie_header)
-        except Exception:  # noqa: BLE001 - a malformed cookie header chooses nothing
-            jar = SimpleCookie()
-        if i18n.COOKIE in jar:
-            cookie = jar[i18n.COOKIE].value
-    query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
-    lang = (query.get("lang") or [None])[0]
-    return i18n.negotiate(lang, cookie, accept_language or None)
+from hutong.web.errors import is_page_path, scope_locale
 
 
 class PageLocale:
